@@ -1,0 +1,261 @@
+"""bncli: the Typer front end. Turns argv into library calls; no logic of its own.
+
+Everything in Hydra override syntax (``key=value``, ``+key=value``, ``~key``,
+``group=option``, ``range(...)``) is passed to Hydra unchanged. JAX is imported only
+when a command trains, so ``bncli --help`` answers fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+EXIT_BAD_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 3, 130
+# Exceptions that mean bad user input (raised by tasks.py and report.py).
+USER_ERRORS = ("TaskError", "ReportError")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Train, sweep and report L2-regularized deep networks and their bottleneck spectra.\n\n"
+    "Examples:\n\n"
+    "  bncli train depth=12 lam=1e-3\n\n"
+    "  bncli sweep depth=4,8,16 lam=1e-4,1e-3 seed=0,1\n\n"
+    "  bncli report runs/",
+)
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")):
+    _state["debug"] = debug
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+@contextmanager
+def _errors():
+    """Bad input -> one line on stderr and exit 2; anything else -> one line and exit 1."""
+    from .config import ConfigError
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except (ConfigError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        if _state["debug"]:
+            raise
+        print(f"bncli: error: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        print("bncli: interrupted", file=sys.stderr)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        user_error = type(exc).__name__ in USER_ERRORS
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if user_error:
+            print(f"bncli: error: {line}", file=sys.stderr)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        print(f"bncli: failed ({type(exc).__name__}): {line} (rerun with --debug for the "
+              "traceback)", file=sys.stderr)
+        raise typer.Exit(EXIT_FAILED)
+
+
+ConfigDirOption = typer.Option(
+    None, "--config-dir", "-c",
+    help="Extra folder of config files (groups model/, task/, optim/, experiment/); "
+    "repeatable. Also read from $BNCLI_CONFIG_DIR.")
+
+
+@app.command(context_settings=HYDRA_ARGS)
+def train(
+    ctx: typer.Context,
+    force: bool = typer.Option(False, "--force", help="Retrain even if the run folder is finished."),
+    config_dir: Optional[List[Path]] = ConfigDirOption,
+):
+    """Train one network and write its run folder (runs/<name>/).
+
+    Overrides use Hydra syntax: depth=16 width=100 lam=1e-3 lr=0.05 seed=1 steps=5000
+    model=linear task=low_rank optim=adam +experiment=tiny name=myrun out=runs.
+    Re-running the same command resumes an interrupted run and skips a finished one.
+    Exit status: 0 finished, 3 diverged, 130 interrupted, 2 bad input, 1 failure.
+    """
+    overrides = list(ctx.args)
+    with _errors():
+        from filelock import FileLock, Timeout
+
+        from .config import ConfigError, load
+        from .progress import make_progress
+        from .runs import check_data, prepare, run_name
+        from .train import Interrupted, train_members
+
+        dirs = [str(d) for d in config_dir or []]
+        cfg = load(overrides, dirs)
+        check_data(cfg)
+        cfg.name = cfg.name or run_name(overrides)
+        path = Path(cfg.out) / cfg.name
+        member = prepare(path, cfg, overrides, force)
+        if member is None:
+            _say(f"{path}: already {member_status(path)}; nothing to do (use --force to retrain)")
+            return
+        lock = FileLock(str(path / ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ConfigError(f"{path} is being trained by another process") from None
+        progress = make_progress(cfg.log_every_s)
+        try:
+            status = train_members([member], progress)[0]
+        except Interrupted as exc:
+            progress.close()
+            _say(f"{path}: interrupted ({exc}); run the same command to resume")
+            raise typer.Exit(EXIT_INTERRUPTED)
+        finally:
+            progress.close()
+            lock.release()
+        _say(_result_line(path))
+        if status == "diverged":
+            raise typer.Exit(EXIT_DIVERGED)
+
+
+def member_status(path: Path) -> str:
+    from .rundir import RunDir
+
+    return RunDir(path).status().get("status", "missing")
+
+
+def _result_line(path: Path) -> str:
+    from .rundir import RunDir, read_json
+
+    run = RunDir(path)
+    st = run.status()
+    try:
+        final = read_json(run.file("summary.json")).get("final", {})
+    except (OSError, ValueError):
+        final = {}
+    parts = [f"{path}: {st.get('status')}"]
+    if st.get("diverged_step") is not None:
+        parts.append(f"at step {st['diverged_step']}")
+    for key in ("loss/train", "loss/test", "norm/total", "bottleneck/rank_c"):
+        if final.get(key) is not None:
+            parts.append(f"{key}={final[key]:.4g}")
+    return " ".join(parts)
+
+
+@app.command(context_settings=HYDRA_ARGS)
+def sweep(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (members, jobs, done) and exit."),
+    name: Optional[str] = typer.Option(None, "--name", help="Sweep folder name (default: from the overrides)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Retrain members whose status is failed."),
+    config_dir: Optional[List[Path]] = ConfigDirOption,
+):
+    """Train a grid of networks: bncli sweep depth=4,8,16 lam=1e-4,1e-3 seed=range(3).
+
+    Hydra grammar: comma lists, range(a,b[,step]), choice(...), glob(...) over config
+    groups (model=glob(*)), tag(...); other overrides apply to every member. Members
+    that differ only in seed, lam, lr, init scale or noise train together in one
+    compiled program. Output: runs/<sweep>/<member>/ plus runs/<sweep>/sweep.json.
+    Re-running skips finished members and resumes interrupted ones. Add
+    hydra/launcher=joblib (local processes) or hydra/launcher=submitit_slurm (SLURM).
+    """
+    overrides = list(ctx.args)
+    with _errors():
+        from . import sweep as sw
+        from .progress import make_progress
+        from .train import Interrupted
+
+        dirs = [str(d) for d in config_dir or []]
+        plan = sw.plan(overrides, name, dirs)
+        _say(sw.describe(plan) if dry_run else sw.describe(plan).splitlines()[0])
+        if dry_run:
+            return
+        sw.write_index(plan, sw.main_argv())
+        try:
+            if plan.launcher:
+                sw.run_with_launcher(plan, retry_failed)
+            else:
+                progress = make_progress(plan.members[0].cfg.log_every_s)
+                try:
+                    sw.run_in_process(plan, progress, retry_failed)
+                finally:
+                    progress.close()
+        except Interrupted as exc:
+            sw.write_index(plan, sw.main_argv())
+            _say(f"sweep interrupted ({exc}); run the same command to resume")
+            raise typer.Exit(EXIT_INTERRUPTED)
+        sw.write_index(plan, sw.main_argv())
+        _print_sweep_summary(plan)
+
+
+def _print_sweep_summary(plan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .rundir import RunDir, read_json
+
+    table = Table(title=f"sweep {plan.name}")
+    for col in ("member", "status", "loss", "test loss", "rank (centered)"):
+        table.add_column(col)
+    counts: dict[str, int] = {}
+    for m in plan.members:
+        run = RunDir(plan.root / m.name)
+        status = run.status().get("status", "missing")
+        counts[status] = counts.get(status, 0) + 1
+        try:
+            final = read_json(run.file("summary.json")).get("final", {})
+        except (OSError, ValueError):
+            final = {}
+        fmt = lambda k: "" if final.get(k) is None else f"{final[k]:.4g}"  # noqa: E731
+        table.add_row(m.name, status, fmt("loss/train"), fmt("loss/test"), fmt("bottleneck/rank_c"))
+    console = Console(width=max(100, Console().width))
+    if len(plan.members) <= 40:
+        console.print(table)
+    console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f" of {len(plan.members)}")
+    console.print(f"report: bncli report {plan.root}")
+    if counts.get("failed"):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def report(
+    paths: List[Path] = typer.Argument(..., help="Run folders, sweep folders or trees of them."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: <first PATH>/report)."),
+    grid: Optional[str] = typer.Option(None, "--grid", help="Two swept keys for a phase diagram, e.g. lam,lr."),
+    metric: str = typer.Option("loss/test", "--metric", help="Final metric shown in the --grid heatmap."),
+    per_run_max: int = typer.Option(12, "--per-run-max", help="At most this many runs get per-run figures."),
+):
+    """Tables, bottleneck figures and one self-contained report.html from run folders."""
+    with _errors():
+        from rich.console import Console
+
+        from .report import build_report, print_summary
+
+        grid_keys = None
+        if grid:
+            grid_keys = tuple(k.strip() for k in grid.split(","))
+            if len(grid_keys) != 2 or not all(grid_keys):
+                from .config import ConfigError
+
+                raise ConfigError(f"--grid needs two comma-separated keys, got {grid!r}")
+        result = build_report(list(paths), out=out, grid=grid_keys, metric=metric,
+                              per_run_max=per_run_max)
+        print_summary(result, Console())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

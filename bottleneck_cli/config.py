@@ -1,0 +1,279 @@
+"""Typed configuration: the one place defaults live.
+
+The dataclasses below are registered in Hydra's ConfigStore as the schema of
+``configs/config.yaml``; YAML group files (``model/``, ``task/``, ``optim/``,
+``experiment/``) only override values. ``load(overrides)`` composes, validates
+and returns a plain ``OmegaConf`` DictConfig; ``validate`` checks ranges that
+types alone cannot express.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+USER_CONFIG_ENV = "BNCLI_CONFIG_DIR"
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem (printed as one line)."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "mlp"  # mlp | linear
+    bias: bool = True
+    activation: str = "relu"  # relu | tanh | identity
+    init: str = "he"  # he (var 2/fan_in) | lecun (var 1/fan_in)
+    init_scale: float = 1.0  # multiplies the init standard deviation (variance sigma^2/fan_in)
+    ridge_on_bias: bool = False  # include biases in the ridge term
+
+
+@dataclass
+class TaskConfig:
+    name: str = "compositional"  # compositional | low_rank | npz | digits
+    n_train: int = 256
+    n_test: int = 256
+    d_in: int = 20
+    d_latent: int = 8  # compositional: dimension of the latent z the input is built from
+    rank: int = 2  # compositional: inner dimension k of f = h o g; low_rank: rank of A
+    d_out: int = 20
+    inner: str = "smooth"  # compositional: g is "linear" or a random "smooth" map
+    hidden: int = 64  # width of the random shallow tanh networks used as g and h
+    noise: float = 0.0  # std of Gaussian label noise on training targets
+    singular_values: Optional[list[float]] = None  # low_rank: s_i(A), default 1..rank spaced
+    inputs: str = "gaussian"  # low_rank: gaussian | identity
+    path: Optional[str] = None  # npz: file with x_train, y_train[, x_test, y_test]
+    loss: str = "mse"  # mse | cross_entropy (classification tasks)
+    n_classes: int = 10  # digits: how many digit classes to keep (2..10)
+    data_seed: Optional[int] = None  # seed of the data; default: the run seed
+
+
+@dataclass
+class OptimConfig:
+    name: str = "gd"  # gd (full batch) | sgd (minibatch) | adam
+    momentum: float = 0.0
+    batch_size: Optional[int] = None  # sgd/adam minibatch; None = full batch
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    schedule: str = "constant"  # constant | cosine | step
+    decay_every: int = 1000  # step schedule: multiply lr by decay_factor every this many steps
+    decay_factor: float = 0.1
+    warmup_steps: int = 0
+    lam_schedule: str = "constant"  # constant | anneal: lam*lam_factor after lam_warm_steps
+    lam_warm_steps: int = 0
+    lam_factor: float = 0.1
+
+
+@dataclass
+class MetricsConfig:
+    num_log: int = 25  # log-spaced metric steps (plus step 0 and the final step)
+    every: int = 0  # >0: also record every this many steps
+    atol: float = 0.1  # numerical rank: #{s_i > max(atol, rtol * s_1)}
+    rtol: float = 0.1
+    near_one_delta: float = 0.5  # near-one count: #{|s_i - 1| <= delta}
+    max_samples: int = 1024  # representations use at most this many training samples
+    ntk: bool = True  # NTK trace and top eigenvalue
+    jacobian_samples: int = 8  # inputs at which the Jacobian is evaluated (0 = off)
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 1000  # steps between checkpoints (also taken at every metric step past it)
+
+
+@dataclass
+class SweepConfig:
+    max_members: int = 64  # members per compiled program; larger groups are split
+    grid: dict[str, Any] = field(default_factory=dict)  # preset sweep axes: key -> "v1,v2"
+
+
+@dataclass
+class Config:
+    name: Optional[str] = None  # run name; default derived from the overrides
+    out: str = "runs"  # parent folder of run folders
+    depth: int = 12  # L, the number of weight matrices
+    width: int = 64
+    lam: float = 1e-3  # ridge strength lambda in fit + lam * sum ||W_l||_F^2
+    lr: float = 0.05
+    seed: int = 0
+    steps: int = 2000
+    dtype: str = "float32"  # float32 | float64
+    log_every_s: float = 10.0  # plain log line cadence when not in a terminal
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    description: str = ""  # free text, used by experiment presets
+
+
+CHOICES = {
+    "model.name": ("mlp", "linear"),
+    "model.activation": ("relu", "tanh", "identity"),
+    "model.init": ("he", "lecun"),
+    "task.name": ("compositional", "low_rank", "npz", "digits"),
+    "task.inner": ("linear", "smooth"),
+    "task.inputs": ("gaussian", "identity"),
+    "task.loss": ("mse", "cross_entropy"),
+    "optim.name": ("gd", "sgd", "adam"),
+    "optim.schedule": ("constant", "cosine", "step"),
+    "optim.lam_schedule": ("constant", "anneal"),
+    "dtype": ("float32", "float64"),
+}
+
+# (key, predicate, message) range checks that types cannot express.
+RANGES = [
+    ("depth", lambda v: v >= 1, "must be >= 1"),
+    ("width", lambda v: v >= 1, "must be >= 1"),
+    ("lam", lambda v: v >= 0, "must be >= 0"),
+    ("lr", lambda v: v > 0, "must be > 0"),
+    ("steps", lambda v: v >= 1, "must be >= 1"),
+    ("seed", lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
+    ("model.init_scale", lambda v: v > 0, "must be > 0"),
+    ("task.n_train", lambda v: v >= 1, "must be >= 1"),
+    ("task.n_test", lambda v: v >= 0, "must be >= 0"),
+    ("task.d_in", lambda v: v >= 1, "must be >= 1"),
+    ("task.d_out", lambda v: v >= 1, "must be >= 1"),
+    ("task.d_latent", lambda v: v >= 1, "must be >= 1"),
+    ("task.rank", lambda v: v >= 1, "must be >= 1"),
+    ("task.hidden", lambda v: v >= 1, "must be >= 1"),
+    ("task.noise", lambda v: v >= 0, "must be >= 0"),
+    ("task.n_classes", lambda v: 2 <= v <= 10, "must be between 2 and 10"),
+    ("optim.momentum", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("optim.batch_size", lambda v: v is None or v >= 1, "must be >= 1 or null"),
+    ("optim.decay_every", lambda v: v >= 1, "must be >= 1"),
+    ("optim.decay_factor", lambda v: v > 0, "must be > 0"),
+    ("optim.warmup_steps", lambda v: v >= 0, "must be >= 0"),
+    ("optim.lam_warm_steps", lambda v: v >= 0, "must be >= 0"),
+    ("optim.lam_factor", lambda v: v >= 0, "must be >= 0"),
+    ("metrics.num_log", lambda v: v >= 0, "must be >= 0"),
+    ("metrics.every", lambda v: v >= 0, "must be >= 0"),
+    ("metrics.atol", lambda v: v >= 0, "must be >= 0"),
+    ("metrics.rtol", lambda v: v >= 0, "must be >= 0"),
+    ("metrics.near_one_delta", lambda v: v > 0, "must be > 0"),
+    ("metrics.max_samples", lambda v: v >= 1, "must be >= 1"),
+    ("metrics.jacobian_samples", lambda v: v >= 0, "must be >= 0"),
+    ("checkpoint.every", lambda v: v >= 1, "must be >= 1"),
+    ("sweep.max_members", lambda v: v >= 1, "must be >= 1"),
+]
+
+
+def _get(cfg, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def validate(cfg) -> None:
+    """Raise ConfigError (naming the key) for out-of-range or unknown-choice values."""
+    for key, allowed in CHOICES.items():
+        value = _get(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{key}={value!r} is not valid; choose from {list(allowed)}")
+    for key, ok, message in RANGES:
+        value = _get(cfg, key)
+        if not ok(value):
+            raise ConfigError(f"{key}={value!r} {message}")
+    if cfg.task.name == "npz" and not cfg.task.path:
+        raise ConfigError("task.path is required for task=npz (task=npz task.path=FILE.npz)")
+    if cfg.task.name == "compositional" and cfg.task.rank > cfg.task.d_latent:
+        raise ConfigError(
+            f"task.rank={cfg.task.rank} must be <= task.d_latent={cfg.task.d_latent}"
+        )
+    sv = cfg.task.singular_values
+    if sv is not None and any(s <= 0 for s in sv):
+        raise ConfigError("task.singular_values must all be > 0")
+    if cfg.task.name == "digits" and cfg.task.loss == "cross_entropy" and cfg.model.name == "linear":
+        pass  # allowed: a linear classifier
+
+
+def register_schema() -> None:
+    """Register the structured schema under the name the primary config extends."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="bncli_schema", node=Config)
+
+
+def search_path_overrides(config_dirs: list[str]) -> list[str]:
+    """Hydra overrides that add user config folders (``--config-dir`` or $BNCLI_CONFIG_DIR)."""
+    dirs = list(config_dirs)
+    env = os.environ.get(USER_CONFIG_ENV)
+    if env:
+        dirs.extend(d for d in env.split(os.pathsep) if d)
+    if not dirs:
+        return []
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise ConfigError(f"config folder {d!r} does not exist")
+    paths = ",".join(f"file://{Path(d).resolve()}" for d in dirs)
+    return [f"hydra.searchpath=[{paths}]"]
+
+
+def _one_line(exc: BaseException) -> str:
+    """Hydra/OmegaConf errors span several lines and chain causes; keep the informative line."""
+    while exc.__cause__ is not None and str(exc.__cause__).strip():
+        exc = exc.__cause__
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    keep = [ln for ln in lines if not ln.startswith(("full_key:", "object_type=", "reference_type="))]
+    text = " ".join(keep or lines) or type(exc).__name__
+    for tail in (" Config search path:", " See https://"):
+        text = text.split(tail)[0]
+    text = text.replace("Key '", "unknown key '").replace(" not in 'Config'", "")
+    key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), "")
+    if key and key not in text:
+        text = f"{key}: {text}"
+    return text
+
+
+def compose(overrides: list[str], config_dirs: list[str] = (), config_name: str = "config"):
+    """Compose the Hydra config for ``overrides`` (no validation). Raises ConfigError."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    register_schema()
+    extra = search_path_overrides(list(config_dirs))
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides) + extra)
+    except Exception as exc:  # Hydra/OmegaConf raise many types; all are user input errors here
+        raise ConfigError(_one_line(exc)) from exc
+    finally:
+        GlobalHydra.instance().clear()
+    OmegaConf.set_readonly(cfg, False)
+    # Drop Hydra's own node: the run config is ours alone.
+    with _open_struct(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
+class _open_struct:
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def __enter__(self):
+        from omegaconf import OmegaConf
+
+        self.was = OmegaConf.is_struct(self.cfg)
+        OmegaConf.set_struct(self.cfg, False)
+
+    def __exit__(self, *exc):
+        from omegaconf import OmegaConf
+
+        OmegaConf.set_struct(self.cfg, self.was)
+
+
+def load(overrides: list[str], config_dirs: list[str] = ()):
+    """Compose and validate the config for ``overrides``; raise ConfigError on bad input."""
+    cfg = compose(overrides, config_dirs)
+    validate(cfg)
+    return cfg
