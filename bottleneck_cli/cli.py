@@ -7,6 +7,7 @@ when a command trains, so ``bncli --help`` answers fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -254,6 +255,9 @@ def report(
 
 
 def main() -> None:
+    # Multi-threaded OpenBLAS (behind JAX's CPU SVD) stalls up to 300x when cores are
+    # shared; one thread is faster for the small matrices bncli decomposes.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     app()
 
 

@@ -78,6 +78,7 @@ class MetricsConfig:
     near_one_delta: float = 0.5  # near-one count: #{|s_i - 1| <= delta}
     max_samples: int = 1024  # representations use at most this many training samples
     ntk: bool = True  # NTK trace and top eigenvalue
+    ntk_samples: int = 128  # the NTK uses the first this many training inputs
     jacobian_samples: int = 8  # inputs at which the Jacobian is evaluated (0 = off)
 
 
@@ -159,6 +160,7 @@ RANGES = [
     ("metrics.near_one_delta", lambda v: v > 0, "must be > 0"),
     ("metrics.max_samples", lambda v: v >= 1, "must be >= 1"),
     ("metrics.jacobian_samples", lambda v: v >= 0, "must be >= 0"),
+    ("metrics.ntk_samples", lambda v: v >= 1, "must be >= 1"),
     ("checkpoint.every", lambda v: v >= 1, "must be >= 1"),
     ("sweep.max_members", lambda v: v >= 1, "must be >= 1"),
 ]

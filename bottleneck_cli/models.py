@@ -50,7 +50,7 @@ class FullyConnected(nn.Module):
             W = self.param(layer_name("W", l), nn.initializers.zeros, (a.shape[-1], fan_out))
             z = a @ W
             if self.bias:
-                z = z + self.param(layer_name("b", l), nn.initializers.zeros, (fan_out,))
+                z = z + self.param(layer_name("b", l), nn.initializers.zeros, (fan_out,))[None, :]
             if l < self.depth:
                 pre.append(z)
                 a = act(z)

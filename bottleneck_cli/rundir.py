@@ -45,6 +45,15 @@ DONE = ("finished", "diverged")  # statuses that need no more training
 STATUSES = ("running", "finished", "diverged", "interrupted", "failed")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def layer_name(prefix: str, index: int) -> str:
     """``W03``, ``Z12``: 1-based layer index, two digits at least."""
     return f"{prefix}{index:02d}"
@@ -58,6 +67,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600; run folders are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

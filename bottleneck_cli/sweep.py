@@ -49,6 +49,7 @@ class Plan:
     members: list[PlannedMember]
     jobs: list[list[int]] = field(default_factory=list)
     launcher: list[str] = field(default_factory=list)
+    config_dirs: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- expansion
@@ -101,6 +102,13 @@ def sweep_name(overrides: list[str]) -> str:
 
 
 # ---------------------------------------------------------------- planning
+def member_config(overrides: list[str], name: str, root: Path, config_dirs=()):
+    """A member's validated config, placed at ``root/name``."""
+    cfg = load(overrides, config_dirs)
+    cfg.name, cfg.out = name, str(root)
+    return cfg
+
+
 def _group_key(cfg) -> str:
     from omegaconf import OmegaConf
 
@@ -134,8 +142,8 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
     for member_overrides in expand(grid, config_dirs):
         own = [o for o in member_overrides if _key(o) in axes]
         mname = run_name(own)
-        cfg = load(member_overrides + [f"name={mname}", f"out={root}"], config_dirs)
-        members.append(PlannedMember(mname, member_overrides, cfg))
+        members.append(PlannedMember(mname, member_overrides,
+                                     member_config(member_overrides, mname, root, config_dirs)))
     names = [m.name for m in members]
     if len(set(names)) != len(names):
         raise ConfigError("two sweep members would share a folder name; give distinct values")
@@ -156,7 +164,8 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
         for i in job:
             members[i].group = g
             members[i].status = rd.RunDir(root / members[i].name).status()["status"]
-    return Plan(root.name, root, common, members, jobs, launcher)
+    return Plan(root.name, root, common, members, jobs, launcher,
+                [str(Path(d).resolve()) for d in config_dirs])
 
 
 def describe(p: Plan) -> str:
@@ -186,6 +195,7 @@ def write_index(p: Plan, argv: list[str]) -> None:
             "name": p.name,
             "command": argv,
             "common": p.common,
+            "config_dirs": p.config_dirs,
             "jobs": p.jobs,
             "members": [{"name": m.name, "overrides": m.overrides, "job": m.group,
                          "status": rd.RunDir(p.root / m.name).status()["status"]}
@@ -261,7 +271,7 @@ def run_job(index_path: str, job: int, retry_failed: bool = False) -> dict[str, 
     members = []
     for entry in index["members"]:
         if entry["job"] == job:
-            cfg = load(entry["overrides"] + [f"name={entry['name']}", f"out={root}"])
+            cfg = member_config(entry["overrides"], entry["name"], root, index["config_dirs"])
             members.append(PlannedMember(entry["name"], entry["overrides"], cfg, job))
     return run_members(members, root, LogProgress(), retry_failed)
 

@@ -1,0 +1,135 @@
+"""The single self-contained ``report.html``: tables, figures as base64 PNG, commands
+and the config that produced the runs. No scripts, no external files: it opens in any
+browser. ``report.py`` gathers the content; this module only lays it out.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import time
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;
+max-width:1250px;padding:0 1em;color:#222;line-height:1.4}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.2em;border-bottom:1px solid #ddd;
+padding-bottom:.2em;margin-top:1.8em} .meta{color:#555}
+table{border-collapse:collapse;font-size:12px;margin:.5em 0}
+th,td{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3;position:sticky;top:0} td.l,th.l{text-align:left}
+tr:nth-child(even) td{background:#fafafa}
+.scroll{max-height:520px;overflow:auto;border:1px solid #eee}
+.st-finished{color:#18794e} .st-diverged{color:#c0392b;font-weight:600}
+.st-unreadable{color:#8e44ad;font-weight:600} .st-other{color:#b9770e;font-weight:600}
+figure{margin:1.2em 0} figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:13px;color:#444;max-width:1000px} .files{color:#777;font-size:12px}
+pre{background:#f6f8fa;padding:.7em;overflow:auto;font-size:12px;max-height:420px}
+.problems li{color:#a04000} .skipped li{color:#666}
+"""
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def table(df: pd.DataFrame, max_rows: int | None = None, status_col: str | None = "status") -> str:
+    """An HTML table of ``df`` (escaped, numbers to 4 significant digits)."""
+    shown = df if max_rows is None else df.head(max_rows)
+    text_cols = {c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])}
+    head = "".join(f"<th{_cls('l' if c in text_cols else '')}>{_e(c)}</th>" for c in df.columns)
+    rows = []
+    for rec in shown.itertuples(index=False):
+        cells = []
+        for c, v in zip(df.columns, rec):
+            cls = "l" if c in text_cols else ""
+            if c == status_col:
+                st = str(v)
+                cls += " st-" + (st if st in ("finished", "diverged", "unreadable") else "other")
+            cells.append(f"<td{_cls(cls.strip())}>{_e(_cell(v))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = ""
+    if max_rows is not None and len(df) > max_rows:
+        more = f"<p class=meta>{len(df) - max_rows} more rows in summary.csv</p>"
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
+            + "".join(rows) + "</tbody></table></div>" + more)
+
+
+def _cls(name: str) -> str:
+    return f' class="{name}"' if name else ""
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(Path(path).stem)}">'
+
+
+def render(*, title: str, runs: int, counts: dict, swept: Sequence[str], summary: pd.DataFrame,
+           by_setting: pd.DataFrame | None, fits: pd.DataFrame, problems: Sequence[str],
+           figures: Sequence[tuple[str, str, Path, Sequence[str]]], skipped: Sequence[str],
+           commands: Sequence[str], config: tuple[str, str], max_rows: int = 300) -> str:
+    """The page as one string. ``figures``: (title, caption, png path, file names)."""
+    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
+             f"<style>{CSS}</style></head><body>", f"<h1>{_e(title)}</h1>"]
+    status = ", ".join(f"{n} {_e(k)}" for k, n in counts.items())
+    parts.append(f"<p class=meta>{runs} runs ({status}) · swept: "
+                 f"{_e(', '.join(swept) or 'nothing')} · generated "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}</p>")
+    nav = ["summary"] + (["settings"] if by_setting is not None else []) + \
+        (["depth-fit"] if len(fits) else []) + ["problems", "figures", "commands"]
+    parts.append("<p>" + " · ".join(f'<a href="#{n}">{n}</a>' for n in nav) + "</p>")
+
+    parts.append('<h2 id="summary">Summary (one row per run)</h2>')
+    parts.append("<p class=meta>Final values. bottleneck_rank: median centered rank of the "
+                 "middle representations (bottleneck_rank_unc: uncentered); near_one: median "
+                 "near-one count of the middle weights; ranks_Z / ranks_W: per-layer ranks of "
+                 "Z_l (centered) and W_l.</p>")
+    parts.append(table(summary, max_rows))
+    if by_setting is not None:
+        parts.append('<h2 id="settings">Seeds aggregated (mean and std over finished runs)</h2>')
+        parts.append(table(by_setting, max_rows, status_col=None))
+    if len(fits):
+        parts.append('<h2 id="depth-fit">Depth fit: ||θ||² = R0·L + R1</h2>')
+        parts.append("<p class=meta>R0 estimate = slope (rank), R1 estimate = intercept "
+                     "(regularity; R1 ≥ 2·log|Jf|₊).</p>")
+        parts.append(table(fits, None, status_col=None))
+
+    parts.append(f'<h2 id="problems">Problems ({len(problems)})</h2>')
+    if problems:
+        items = "".join(f"<li>{_e(p)}</li>" for p in problems[:500])
+        extra = f"<li>... and {len(problems) - 500} more</li>" if len(problems) > 500 else ""
+        parts.append(f"<ul class=problems>{items}{extra}</ul>")
+    else:
+        parts.append("<p>None: every run finished and was readable.</p>")
+
+    parts.append('<h2 id="figures">Figures</h2>')
+    for fig_title, caption, png, files in figures:
+        parts.append(f"<figure><h3>{_e(fig_title)}</h3>{_img(png)}<figcaption>{_e(caption)} "
+                     f"<span class=files>(figures/{_e(', '.join(files))})</span></figcaption>"
+                     f"</figure>")
+    if skipped:
+        parts.append("<h3>Not drawn</h3><ul class=skipped>"
+                     + "".join(f"<li>{_e(s)}</li>" for s in skipped) + "</ul>")
+
+    parts.append('<h2 id="commands">Commands and config</h2>')
+    parts.append("<p class=meta>Each run again, from its recorded overrides:</p>")
+    parts.append("<pre>" + _e("\n".join(commands)) + "</pre>")
+    name, text = config
+    if text:
+        parts.append(f"<p class=meta>Resolved config.yaml of {_e(name)} (swept keys differ "
+                     f"between runs: {_e(', '.join(swept) or 'none')}):</p>")
+        parts.append("<pre>" + _e(text) + "</pre>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
