@@ -35,6 +35,8 @@ import numpy as np
 
 from .rundir import layer_name
 
+# Key prefix of matrices left for ``host_svals`` to decompose.
+HOST_SVD = "svd:"
 # NTK metrics use at most this many training inputs (the first ones); see ``ntk_metrics``.
 NTK_MAX_SAMPLES = 512
 # Lanczos steps for the NTK top eigenvalue.
@@ -78,13 +80,18 @@ def _after(dep, x):
     return jax.lax.optimization_barrier((dep, x))[1]
 
 
-def grouped_svals(mats: Mapping[str, Any], after=None) -> dict:
+def grouped_svals(mats: Mapping[str, Any], after=None, host: bool = False) -> dict:
     """Singular values (descending) of each 2-d matrix, one batched SVD per distinct shape.
 
     The SVDs run one after the other (and after ``after``, if given); see ``_after``.
+    With ``host=True`` the matrices themselves are returned under ``svd:<name>`` keys and
+    ``host_svals`` decomposes them with NumPy after the program ran: on the CPU backend
+    this avoids LAPACK custom calls inside XLA, which can deadlock its thread pool.
     """
     import jax.numpy as jnp
 
+    if host:
+        return {f"{HOST_SVD}{n}": m for n, m in mats.items()}
     # Wide matrices are transposed (same singular values), so e.g. W01 and WLL share a group.
     tall = {n: (m if m.shape[-2] >= m.shape[-1] else m.T) for n, m in mats.items()}
     groups: dict[tuple, list[str]] = {}
@@ -99,8 +106,24 @@ def grouped_svals(mats: Mapping[str, Any], after=None) -> dict:
     return out
 
 
+def host_svals(d: Mapping[str, Any]) -> dict:
+    """Replace every ``svd:<name>`` matrix (or stack of matrices) by its singular values,
+    computed with NumPy, one batched call per shape; other entries pass through."""
+    out = {k: v for k, v in d.items() if not k.startswith(HOST_SVD)}
+    groups: dict[tuple, list[str]] = {}
+    for k, v in d.items():
+        if k.startswith(HOST_SVD):
+            groups.setdefault(np.shape(v), []).append(k)
+    for shape, keys in groups.items():
+        stack = np.stack([np.asarray(d[k]) for k in keys])
+        svals = np.linalg.svd(stack, compute_uv=False)
+        for i, k in enumerate(keys):
+            out[k[len(HOST_SVD):]] = svals[i]
+    return out
+
+
 def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
-                jacobian_samples: int | None = None) -> dict:
+                jacobian_samples: int | None = None, svd_on_host: bool = False) -> dict:
     """Raw spectra and the scalars that singular values cannot give, for one member.
 
     ``x`` is the training input; only its first ``metrics_cfg.max_samples`` rows are used
@@ -136,7 +159,7 @@ def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
         z = a / math.sqrt(n)
         mats[layer_name("Z", l)] = z
         mats[layer_name("Zc", l)] = z - jnp.mean(z, axis=0, keepdims=True)
-    svals = grouped_svals(mats)
+    svals = grouped_svals(mats, host=svd_on_host)
     out = dict(svals)
 
     for name, W in zip(names, Ws):
@@ -155,20 +178,19 @@ def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
     done = svals  # what follows waits for every SVD above (see _after)
     k = int(_cfg(metrics_cfg, "jacobian_samples")) if jacobian_samples is None else int(jacobian_samples)
     if k > 0:
-        out["J"] = jacobian_svals(apply_fn, params, x[:k], after=done)
-        done = out["J"]
+        if svd_on_host:
+            out[f"{HOST_SVD}J"] = jacobian_matrices(apply_fn, params, x[:k])
+        else:
+            out["J"] = done = jacobian_svals(apply_fn, params, x[:k], after=done)
     if bool(_cfg(metrics_cfg, "ntk")) if ntk is None else ntk:
         out.update(ntk_metrics(model, *_after(done, (params, x)),
                                max_samples=int(_cfg(metrics_cfg, "ntk_samples"))))
     return out
 
 
-def jacobian_svals(apply_fn: Callable, params, xs, after=None):
-    """(samples, min(d_in, d_out)) singular values of Jf(x) (d_out x d_in) at each row of xs.
-
-    The SVD waits for ``after`` (see ``_after``)."""
+def jacobian_matrices(apply_fn: Callable, params, xs):
+    """(samples, d_out, d_in): the Jacobian Jf(x) at each row of xs."""
     import jax
-    import jax.numpy as jnp
 
     d_in = xs.shape[-1]
     d_out = jax.eval_shape(apply_fn, params, xs[:1]).shape[-1]
@@ -177,7 +199,16 @@ def jacobian_svals(apply_fn: Callable, params, xs, after=None):
     def one(xi):
         return jac(lambda v: apply_fn(params, v[None])[0])(xi)
 
-    return jnp.linalg.svd(_after(after, jax.vmap(one)(xs)), compute_uv=False)
+    return jax.vmap(one)(xs)
+
+
+def jacobian_svals(apply_fn: Callable, params, xs, after=None):
+    """(samples, min(d_in, d_out)) singular values of Jf(x) (d_out x d_in) at each row of xs.
+
+    The SVD waits for ``after`` (see ``_after``)."""
+    import jax.numpy as jnp
+
+    return jnp.linalg.svd(_after(after, jacobian_matrices(apply_fn, params, xs)), compute_uv=False)
 
 
 def ntk_trace(apply_fn: Callable, params, x, *, chunk: int | None = None):

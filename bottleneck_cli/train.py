@@ -228,6 +228,8 @@ class Batch:
         apply_fn = lambda p, x: model.apply(p, x)[0]  # noqa: E731
         info = self.data_info
         n_rep = min(cfg.metrics.max_samples, info.n_train)
+        # On the CPU backend SVDs run in NumPy after the program (see spectra.grouped_svals).
+        svd_on_host = jax.default_backend() == "cpu"
 
         def member_eval(params, hyper, x, y, xt, yt, step):
             lam = hyper["lam"] * lam_factor(cfg.optim, step)
@@ -241,7 +243,8 @@ class Batch:
                 out["acc/train"] = accuracy(apply_fn(params, x), y)
                 if info.n_test > 0:
                     out["acc/test"] = accuracy(apply_fn(params, xt), yt)
-            out.update(spectra.raw_spectra(model, params, x[:n_rep], cfg.metrics))
+            out.update(spectra.raw_spectra(model, params, x[:n_rep], cfg.metrics,
+                                           svd_on_host=svd_on_host))
             return out
 
         def evaluate(state, hyper, data):
@@ -267,7 +270,7 @@ class Batch:
         raw = jax.device_get(self._evaluate(self.state, self.hyper, self.data))
         out = []
         for i, m in enumerate(self.members):
-            one = {k: np.asarray(v[i]) for k, v in raw.items()}
+            one = spectra.host_svals({k: np.asarray(v[i]) for k, v in raw.items()})
             arrays, scalars = spectra.split_arrays_and_scalars(one)
             record = {k: float(v) for k, v in scalars.items()}
             record.update(spectra.summarize({**arrays, **record}, m.cfg.depth, m.cfg.metrics))

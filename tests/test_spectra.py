@@ -241,7 +241,7 @@ def stacked():
     members = [jparams(model.init_params(seed), bias_shift=0.05 * seed) for seed in range(3)]
     params = {k: jnp.stack([m[k] for m in members]) for k in members[0]}
     x = jnp.asarray(np.random.default_rng(0).standard_normal((40, 3)), jnp.float32)
-    cfg = MetricsConfig(max_samples=32, jacobian_samples=2)
+    cfg = MetricsConfig(max_samples=32, jacobian_samples=2, ntk=True)
     fn = lambda p, x: sp.raw_spectra(model, p, x, cfg)  # noqa: E731
     single = jax.jit(fn)
     per_member = [jax.device_get(single(p, x)) for p in members]
@@ -272,6 +272,18 @@ def test_jit_vmap_over_members_equals_per_member(stacked):
         for k in one:
             np.testing.assert_allclose(got[k], one[k], rtol=2e-4, atol=1e-5, err_msg=k)
     assert not np.allclose(per_member[0]["W01"], per_member[1]["W01"])  # members differ
+
+
+def test_host_svd_path_equals_device_path(stacked):
+    """On CPU the trainer leaves SVDs to NumPy (svd_on_host): same singular values."""
+    model, cfg, per_member, _ = stacked
+    members = [jparams(model.init_params(seed), bias_shift=0.05 * seed) for seed in range(3)]
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((40, 3)), jnp.float32)
+    host = jax.jit(lambda p, x: sp.raw_spectra(model, p, x, cfg, svd_on_host=True))
+    got = sp.host_svals(jax.device_get(host(members[0], x)))
+    assert set(got) == set(per_member[0])
+    for k, v in per_member[0].items():
+        np.testing.assert_allclose(got[k], v, rtol=2e-4, atol=1e-5, err_msg=k)
 
 
 def test_summarize_tiny_depths():
