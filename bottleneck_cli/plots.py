@@ -1,147 +1,45 @@
 """Figures of a report: one function per figure, data in, matplotlib Figure out.
 
-Nothing here reads run folders: ``report.py`` loads and aggregates the data and
-passes DataFrames/arrays. Every function returns a Figure; ``save`` writes it in
-the requested formats and closes it. Seeds arrive already aggregated (a ``mean``
-column and a spread: ``std`` or ``lo``/``hi``), so lines are settings, not seeds.
-
-Layouts are fixed (no tight/constrained layout engine): on a slow CPU the layout
-pass costs as much as the drawing itself, and a report renders many figures.
+Nothing here reads run folders: the ``report_*`` modules load and aggregate the data
+and pass DataFrames/arrays. Seeds arrive already aggregated (a ``mean`` column and a
+spread: ``std`` or ``lo``/``hi``), so lines are settings, not seeds. Style, layout
+helpers and ``save`` live in ``report_plotstyle``.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import colors as mcolors
+from matplotlib import ticker as mticker
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import colors as mcolors  # noqa: E402
-from matplotlib import ticker as mticker  # noqa: E402
-
-STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 9.5,
-    "axes.labelsize": 9,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "legend.fontsize": 7.5,
-    "legend.frameon": False,
-    "axes.grid": True,
-    "grid.alpha": 0.25,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "lines.linewidth": 1.4,
-    "lines.markersize": 3.5,
-    "image.cmap": "viridis",
-    "savefig.dpi": 110,
-    "pdf.compression": 6,
-}
-SEQ_CMAP = "viridis"  # colours ordered by a number (depth)
-MAX_LEGEND = 10  # more lines than this get a colorbar instead of a legend
-PANEL_W, PANEL_H = 3.7, 2.9  # inches per panel
+from . import report_plotstyle as ps
+from .report_format import fmt, pm
+from .report_plotstyle import plt  # pyplot, imported after the Agg backend is chosen
+from .report_plotstyle import save  # noqa: F401 - part of this module's API
 
 
-# ---- helpers ---------------------------------------------------------------
-def _panels(nrows: int, ncols: int, w: float = PANEL_W, h: float = PANEL_H, right: float = 0.0):
-    """A grid of panels with fixed margins (inches), axes as a 2-d array."""
-    left, bottom, top, wsp, hsp = 0.85, 0.5, 0.72, 0.7, 0.6
-    fw = left + ncols * w + (ncols - 1) * wsp + 0.2 + right
-    fh = bottom + nrows * h + (nrows - 1) * hsp + top
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(fw, fh), squeeze=False)
-    fig.subplots_adjust(left=left / fw, right=1 - (0.2 + right) / fw, bottom=bottom / fh,
-                        top=1 - top / fh, wspace=wsp / w, hspace=hsp / h)
-    return fig, axes
+def warm_up(formats: Sequence[str] = ("png", "pdf")) -> None:
+    """Draw a throwaway figure so fonts, glyph caches and backends are loaded (processes
+    forked afterwards inherit them instead of each paying for it)."""
+    import io
+
+    fig = run_spectra("warm-up θ² ≈ ·", [np.array([2.0, 1.0, 0.1])] * 2,
+                      [np.array([3.0, 0.5, 1e-3])] * 2, "centered",
+                      {"rank": (np.array([1, 2]), np.array([2.0, 2.0]))})
+    ax = fig.axes[2]
+    ax.set_yscale("log")
+    ps.plain_log(ax.yaxis)
+    with plt.rc_context(ps.STYLE):
+        for kind in formats:
+            fig.savefig(io.BytesIO(), format=kind)
+    plt.close(fig)
 
 
-def _styled(fn):
-    """Run a figure function under the house style."""
-    def wrapper(*args, **kwargs):
-        with plt.rc_context(STYLE):
-            return fn(*args, **kwargs)
-    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-    return wrapper
-
-
-def _g(value, _pos=None) -> str:
-    return f"{value:.4g}"
-
-
-def _plain_log(*axes, locate: bool = True) -> None:
-    """Plain-text labels at 1-2-5 steps on log axes (the default mathtext labels cost a
-    parse each); ``locate=False`` keeps the axis' own tick positions (symlog)."""
-    for axis in axes:
-        if locate:
-            axis.set_major_locator(mticker.LogLocator(subs=(1.0, 2.0, 5.0), numticks=6))
-        axis.set_major_formatter(mticker.FuncFormatter(_g))
-        axis.set_minor_locator(mticker.NullLocator())
-
-
-def _sparse(ax, n: int = 4) -> None:
-    """Few ticks on linear axes: on a slow CPU each tick costs milliseconds to draw."""
-    for axis in (ax.xaxis, ax.yaxis):
-        if axis.get_scale() == "linear":
-            axis.set_major_locator(mticker.MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10]))
-
-
-def _log_colorbar(cb) -> None:
-    """Few plain-text ticks on a log colorbar (linearly spaced when it spans < 30x)."""
-    cb.ax.minorticks_off()
-    norm = cb.mappable.norm
-    narrow = norm.vmax / norm.vmin < 30
-    cb.locator = mticker.MaxNLocator(4) if narrow else mticker.LogLocator(numticks=5)
-    cb.formatter = mticker.FuncFormatter(lambda v, _pos=None: f"{v:.3g}")
-    cb.ax.yaxis.set_minor_formatter(mticker.NullFormatter())
-
-
-def _seq_colors(values: Sequence[float]) -> dict:
-    """Colours for ordered numeric values (e.g. depths), viridis from dark to light."""
-    vals = sorted(set(values))
-    cmap = plt.get_cmap(SEQ_CMAP)
-    if len(vals) == 1:
-        return {vals[0]: cmap(0.35)}
-    return {v: cmap(0.9 * i / (len(vals) - 1)) for i, v in enumerate(vals)}
-
-
-def _cat_colors(labels: Sequence) -> dict:
-    cmap = plt.get_cmap("tab10")
-    return {lab: cmap(i % 10) for i, lab in enumerate(dict.fromkeys(labels))}
-
-
-def _depth_legend(fig, ax, colors: dict, title: str = "depth L") -> None:
-    """A legend for few lines, a colorbar for many."""
-    if len(colors) <= MAX_LEGEND:
-        ax.legend(title=title, loc="best", ncol=1 if len(colors) <= 5 else 2)
-        return
-    vals = sorted(colors)
-    norm = mcolors.Normalize(min(vals), max(vals))
-    sm = plt.cm.ScalarMappable(norm=norm, cmap=plt.get_cmap(SEQ_CMAP))
-    fig.colorbar(sm, ax=ax, label=title, fraction=0.05, pad=0.02)
-
-
-def _band(ax, x, mean, lo, hi, color, label, marker="o"):
-    ax.plot(x, mean, marker=marker, color=color, label=label)
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    if np.any(np.isfinite(lo) & (hi > lo)):
-        ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
-
-
-def _hide_unused(axes, used: int) -> None:
-    for ax in axes.flat[used:]:
-        ax.set_visible(False)
-
-
-def _empty(ax, text: str = "no data") -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
-
-
+# ---- 1. per run ---------------------------------------------------------------
 def _pad(svals: Sequence[np.ndarray]) -> np.ndarray:
     """Stack singular-value vectors of different lengths into (index, layer), NaN padded."""
     n = max((len(s) for s in svals), default=0)
@@ -165,7 +63,7 @@ def _log_norm(mat: np.ndarray, floor: float = 1e-6) -> mcolors.LogNorm:
 def _sv_heatmap(fig, ax, svals: Sequence[np.ndarray], title: str, first_layer: int = 1) -> None:
     mat = _pad([np.asarray(s, float) for s in svals])
     if mat.size == 0:
-        _empty(ax)
+        ps.empty(ax)
         ax.set_title(title)
         return
     norm = _log_norm(mat)
@@ -181,63 +79,17 @@ def _sv_heatmap(fig, ax, svals: Sequence[np.ndarray], title: str, first_layer: i
     ax.set_title(title)
     cb = fig.colorbar(im, ax=ax, pad=0.02, fraction=0.06)
     cb.set_label("singular value (log)")
-    _log_colorbar(cb)
+    ps.log_colorbar(cb)
     ax.xaxis.set_major_locator(mticker.MaxNLocator(nbins=5, integer=True))
     ax.yaxis.set_major_locator(mticker.MaxNLocator(nbins=5, integer=True))
 
 
-def save(fig, out_dir: Path, stem: str, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
-    """Write ``fig`` as ``out_dir/stem.<fmt>`` for each format, close it, return the paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    try:
-        with plt.rc_context(STYLE):
-            for fmt in formats:
-                path = out_dir / f"{stem}.{fmt}"
-                extra = {"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}
-                fig.savefig(path, format=fmt, metadata=_metadata(fmt), **extra)
-                paths.append(path)
-    finally:
-        plt.close(fig)
-    return paths
-
-
-def warm_up(formats: Sequence[str] = ("png", "pdf")) -> None:
-    """Draw a throwaway figure so fonts, glyph caches and backends are loaded (processes
-    forked afterwards inherit them instead of each paying for it)."""
-    import io
-
-    fig = run_spectra("warm-up θ² ≈ ·", [np.array([2.0, 1.0, 0.1])] * 2,
-                      [np.array([3.0, 0.5, 1e-3])] * 2, "centered",
-                      {"rank": (np.array([1, 2]), np.array([2.0, 2.0]))})
-    ax = fig.axes[2]
-    ax.set_yscale("log")
-    _plain_log(ax.yaxis)
-    with plt.rc_context(STYLE):
-        for fmt in formats:
-            fig.savefig(io.BytesIO(), format=fmt)
-    plt.close(fig)
-
-
-def _metadata(fmt: str) -> dict:
-    # Reproducible files: no creation dates or software versions stamped in.
-    if fmt == "png":
-        return {"Software": None}
-    if fmt == "pdf":
-        return {"Creator": None, "Producer": None, "CreationDate": None}
-    if fmt == "svg":
-        return {"Date": None}
-    return {}
-
-
-# ---- 1. per run ---------------------------------------------------------------
-@_styled
+@ps.styled
 def run_spectra(name: str, w_svals: Sequence[np.ndarray], z_svals: Sequence[np.ndarray],
                 z_label: str, ranks: dict[str, tuple[np.ndarray, np.ndarray]]):
     """One run: weight and representation singular values (layer x index heatmaps, log
     colour) and ranks against layer. ``ranks`` maps a label to (layers, values)."""
-    fig, axes = _panels(1, 3, w=3.4, h=2.9, right=0.0)
+    fig, axes = ps.panels(1, 3, w=3.4, h=2.9, right=0.0)
     fig.subplots_adjust(wspace=0.62)
     _sv_heatmap(fig, axes[0, 0], w_svals, "weights W_l")
     _sv_heatmap(fig, axes[0, 1], z_svals, f"representations Z_l ({z_label})")
@@ -249,7 +101,7 @@ def run_spectra(name: str, w_svals: Sequence[np.ndarray], z_svals: Sequence[np.n
         ax.legend(loc="best")
         ax.set_ylim(bottom=0)
     else:
-        _empty(ax)
+        ps.empty(ax)
     ax.set_xlabel("layer l")
     ax.set_ylabel("rank")
     ax.set_title("ranks per layer")
@@ -260,7 +112,7 @@ def run_spectra(name: str, w_svals: Sequence[np.ndarray], z_svals: Sequence[np.n
 
 
 # ---- 2. and 4a: profiles against relative depth --------------------------------
-@_styled
+@ps.styled
 def layer_profiles(df: pd.DataFrame, ylabel: str, title: str, max_panels: int = 3):
     """Lines of a per-layer quantity against relative depth l/L, one line per depth.
 
@@ -272,40 +124,40 @@ def layer_profiles(df: pd.DataFrame, ylabel: str, title: str, max_panels: int = 
     panels = [allp[i] for i in picks]
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = _panels(nrows, ncols)
-    colors = _seq_colors(df["depth"]) if len(df) else {}
+    fig, axes = ps.panels(nrows, ncols)
+    colors = ps.seq_colors(df["depth"]) if len(df) else {}
     few = len(colors) <= 6
     for ax, panel in zip(axes.flat, panels):
         sub = df[df["panel"] == panel]
         for depth, g in sub.groupby("depth", sort=True):
             g = g.sort_values("rel")
-            _band(ax, g["rel"], g["mean"], g["lo"], g["hi"], colors[depth], f"L={depth:g}",
+            ps.band(ax, g["rel"], g["mean"], g["lo"], g["hi"], colors[depth], f"L={depth:g}",
                   marker="o" if few and len(g) <= 16 else None)
         ax.set_xlabel("relative depth l/L")
         ax.set_ylabel(ylabel)
         ax.set_xlim(0, 1)
         ax.set_ylim(bottom=min(0, float(sub["lo"].min())) if len(sub) else 0)
         ax.set_title(panel or title)
-        _sparse(ax)
+        ps.sparse(ax)
         if not len(sub):
-            _empty(ax)
+            ps.empty(ax)
     if colors:
-        _depth_legend(fig, axes.flat[0], colors)
-    _hide_unused(axes, len(panels))
+        ps.depth_legend(fig, axes.flat[0], colors)
+    ps.hide_unused(axes, len(panels))
     more = f" ({len(panels)} of {len(allp)} settings)" if len(allp) > len(panels) else ""
     fig.suptitle(title + more + ": mean over seeds, band min-max", fontsize=10)
     return fig
 
 
 # ---- 3. parameter norm against depth ---------------------------------------------
-@_styled
+@ps.styled
 def depth_fit(points: pd.DataFrame, fits: pd.DataFrame):
     """||theta||^2 and ||theta||^2/L against depth L with the least-squares line.
 
     ``points``: setting, depth, mean, std, n (of norm/total over seeds).
     ``fits``: setting, slope, slope_err, intercept, intercept_err (slope = R0, intercept = R1)."""
-    fig, axes = _panels(1, 2, w=4.0, h=3.1)
-    colors = _cat_colors(points["setting"])
+    fig, axes = ps.panels(1, 2, w=4.0, h=3.1)
+    colors = ps.cat_colors(points["setting"])
     fit_by = {r.setting: r for r in fits.itertuples()}
     for setting, g in points.groupby("setting", sort=False):
         g = g.sort_values("depth")
@@ -314,8 +166,8 @@ def depth_fit(points: pd.DataFrame, fits: pd.DataFrame):
         fit = fit_by.get(setting)
         label = setting or "all runs"
         if fit is not None:
-            label += (f"\nR0 = {_pm(fit.slope, fit.slope_err)}, "
-                      f"R1 = {_pm(fit.intercept, fit.intercept_err)}")
+            label += (f"\nR0 = {pm(fit.slope, fit.slope_err)}, "
+                      f"R1 = {pm(fit.intercept, fit.intercept_err)}")
         axes[0, 0].errorbar(L, g["mean"], yerr=g["std"].fillna(0), fmt="o", color=c, capsize=2,
                             label=label)
         axes[0, 1].errorbar(L, g["mean"] / L, yerr=g["std"].fillna(0) / L, fmt="o", color=c,
@@ -332,22 +184,22 @@ def depth_fit(points: pd.DataFrame, fits: pd.DataFrame):
     axes[0, 1].set_xlabel("depth L")
     axes[0, 1].set_ylabel("||θ||² / L")
     axes[0, 1].set_title("||θ||²/L ≈ R0 + R1/L  (dotted: R0)")
-    _sparse(axes[0, 0])
-    _sparse(axes[0, 1])
+    ps.sparse(axes[0, 0])
+    ps.sparse(axes[0, 1])
     fig.suptitle("parameter norm against depth (mean ± std over seeds, finished runs)",
                  fontsize=10)
     return fig
 
 
 # ---- 4b. size of the singular values away from one --------------------------------
-@_styled
+@ps.styled
 def remaining_size(df: pd.DataFrame, delta: float):
     """Size of the weight singular values not near 1 against depth, log-log, with an
     L^(-1/2) reference. ``df``: setting, depth, mean, std (per-layer root-sum-square of
     the singular values with |s-1| > delta, middle layers, mean over seeds)."""
-    fig, axes = _panels(1, 1, w=4.2, h=3.1)
+    fig, axes = ps.panels(1, 1, w=4.2, h=3.1)
     ax = axes[0, 0]
-    colors = _cat_colors(df["setting"])
+    colors = ps.cat_colors(df["setting"])
     for setting, g in df.groupby("setting", sort=False):
         g = g.sort_values("depth")
         ax.errorbar(g["depth"], g["mean"], yerr=g["std"].fillna(0), fmt="o-",
@@ -359,7 +211,7 @@ def remaining_size(df: pd.DataFrame, delta: float):
         ax.plot(L, c * L ** -0.5, "k--", lw=1, label="∝ L^(-1/2)", zorder=5)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _plain_log(ax.xaxis, ax.yaxis)
+        ps.plain_log(ax.xaxis, ax.yaxis)
     ax.set_xlabel("depth L")
     ax.set_ylabel(f"size of s_i with |s_i − 1| > {delta:g}")
     ax.set_title("weight singular values away from 1\n(root-sum-square per middle layer)")
@@ -368,7 +220,7 @@ def remaining_size(df: pd.DataFrame, delta: float):
 
 
 # ---- 5. training curves ---------------------------------------------------------
-@_styled
+@ps.styled
 def training_curves(df: pd.DataFrame, rows: Sequence[tuple[str, bool, Sequence[tuple[str, str]]]],
                     panel_title: str, max_panels: int = 3):
     """Curves against step: one column per swept value, one row per quantity.
@@ -380,8 +232,8 @@ def training_curves(df: pd.DataFrame, rows: Sequence[tuple[str, bool, Sequence[t
     panels = list(dict.fromkeys(df["panel"]))[:max_panels] or [""]
     present = set(df["metric"])
     rows = [r for r in rows if any(k in present for k, _ in r[2])] or list(rows[:1])
-    fig, axes = _panels(len(rows), len(panels), w=3.3, h=2.5)
-    colors = _cat_colors(df["line"])
+    fig, axes = ps.panels(len(rows), len(panels), w=3.3, h=2.5)
+    colors = ps.cat_colors(df["line"])
     for j, panel in enumerate(panels):
         for i, (label, logy, keys) in enumerate(rows):
             ax = axes[i, j]
@@ -395,13 +247,13 @@ def training_curves(df: pd.DataFrame, rows: Sequence[tuple[str, bool, Sequence[t
                         ax.fill_between(g["step"], g["lo"], g["hi"], color=colors[line],
                                         alpha=0.2, linewidth=0)
             ax.set_xscale("symlog", linthresh=1)
-            _plain_log(ax.xaxis, locate=False)
+            ps.plain_log(ax.xaxis, locate=False)
             if logy and len(sub) and (sub["mean"] > 0).all():
                 ax.set_yscale("log")
-                _plain_log(ax.yaxis)
+                ps.plain_log(ax.yaxis)
             if not len(sub):
-                _empty(ax)
-            _sparse(ax)
+                ps.empty(ax)
+            ps.sparse(ax)
             if j == 0:
                 ax.set_ylabel(label)
             if i == 0:
@@ -417,13 +269,13 @@ def training_curves(df: pd.DataFrame, rows: Sequence[tuple[str, bool, Sequence[t
 
 
 # ---- 6. phase diagram ----------------------------------------------------------
-@_styled
+@ps.styled
 def phase_diagram(table: pd.DataFrame, xlabel: str, ylabel: str, metric: str, note: str = ""):
     """Heatmap of a final metric over two swept parameters (rows: y values, columns: x
     values); NaN cells (all runs diverged or missing) are grey with a cross."""
     vals = table.to_numpy(float)
     ny, nx = vals.shape
-    fig, axes = _panels(1, 1, w=max(3.2, 0.55 * nx + 1.2), h=max(2.6, 0.4 * ny + 1.0), right=0.9)
+    fig, axes = ps.panels(1, 1, w=max(3.2, 0.55 * nx + 1.2), h=max(2.6, 0.4 * ny + 1.0), right=0.9)
     ax = axes[0, 0]
     pos = vals[np.isfinite(vals) & (vals > 0)]
     finite = vals[np.isfinite(vals)]
@@ -439,22 +291,22 @@ def phase_diagram(table: pd.DataFrame, xlabel: str, ylabel: str, metric: str, no
     im = ax.imshow(np.ma.masked_invalid(vals), origin="lower", aspect="auto", cmap=cmap,
                    norm=norm, interpolation="nearest")
     ax.grid(False)
-    ax.set_xticks(range(nx), [_fmt(v) for v in table.columns], rotation=45 if nx > 5 else 0)
-    ax.set_yticks(range(ny), [_fmt(v) for v in table.index])
+    ax.set_xticks(range(nx), [fmt(v, 3) for v in table.columns], rotation=45 if nx > 5 else 0)
+    ax.set_yticks(range(ny), [fmt(v, 3) for v in table.index])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if nx * ny <= 80:
         for (r, c), v in np.ndenumerate(vals):
             if np.isfinite(v):
                 rgb = cmap(norm(v))[:3]
-                ax.text(c, r, _fmt(v), ha="center", va="center", fontsize=7,
+                ax.text(c, r, fmt(v, 3), ha="center", va="center", fontsize=7,
                         color="white" if sum(rgb) < 1.5 else "black")
             else:
                 ax.text(c, r, "×", ha="center", va="center", fontsize=9, color="0.35")
     cb = fig.colorbar(im, ax=ax, pad=0.03, fraction=0.08)
     cb.set_label(metric + scale)
     if scale:
-        _log_colorbar(cb)
+        ps.log_colorbar(cb)
     else:
         cb.ax.minorticks_off()
     ax.set_title(f"final {metric}" + (f"\n{note}" if note else ""))
@@ -462,13 +314,13 @@ def phase_diagram(table: pd.DataFrame, xlabel: str, ylabel: str, metric: str, no
 
 
 # ---- extras: any final metric against depth -------------------------------------
-@_styled
+@ps.styled
 def vs_depth(df: pd.DataFrame, metrics: Sequence[tuple[str, str]], title: str):
     """Final metrics against depth, one panel per metric, one line per setting.
 
     ``df`` columns: setting, metric, depth, mean, std."""
-    fig, axes = _panels(1, len(metrics), w=3.6, h=2.9)
-    colors = _cat_colors(df["setting"])
+    fig, axes = ps.panels(1, len(metrics), w=3.6, h=2.9)
+    colors = ps.cat_colors(df["setting"])
     for ax, (key, label) in zip(axes.flat, metrics):
         sub = df[df["metric"] == key]
         for setting, g in sub.groupby("setting", sort=False):
@@ -477,21 +329,11 @@ def vs_depth(df: pd.DataFrame, metrics: Sequence[tuple[str, str]], title: str):
                         color=colors[setting], capsize=2, label=setting or None)
         ax.set_xlabel("depth L")
         ax.set_ylabel(label)
-        _sparse(ax)
+        ps.sparse(ax)
         if not len(sub):
-            _empty(ax)
+            ps.empty(ax)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if labels:
         axes[0, 0].legend(loc="best")
     fig.suptitle(title + " (mean ± std over seeds)", fontsize=10)
     return fig
-
-
-def _pm(value: float, err: float) -> str:
-    return f"{value:.3g}" + (f" ± {err:.2g}" if np.isfinite(err) else "")
-
-
-def _fmt(v) -> str:
-    if isinstance(v, (float, np.floating)):
-        return f"{v:.3g}"
-    return str(v)

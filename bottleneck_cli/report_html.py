@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import time
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+
+from .report_format import fmt
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;
@@ -37,14 +38,6 @@ def _e(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _cell(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
 def table(df: pd.DataFrame, max_rows: int | None = None, status_col: str | None = "status") -> str:
     """An HTML table of ``df`` (escaped, numbers to 4 significant digits)."""
     shown = df if max_rows is None else df.head(max_rows)
@@ -58,7 +51,7 @@ def table(df: pd.DataFrame, max_rows: int | None = None, status_col: str | None 
             if c == status_col:
                 st = str(v)
                 cls += " st-" + (st if st in ("finished", "diverged", "unreadable") else "other")
-            cells.append(f"<td{_cls(cls.strip())}>{_e(_cell(v))}</td>")
+            cells.append(f"<td{_cls(cls.strip())}>{_e(fmt(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = ""
     if max_rows is not None and len(df) > max_rows:

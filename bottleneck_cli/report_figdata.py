@@ -1,0 +1,127 @@
+"""Aggregates that the sweep figures draw, from the in-memory tables (no file reads):
+per-layer profiles, final metrics against depth, training curves, phase-diagram grids.
+Seeds are aggregated here (mean and spread), so figure lines are settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .report_format import label
+from .report_tables import layer_cols
+
+CURVES = [  # rows of the training-curve figure: (y label, log y, [(metric, line style)])
+    ("loss (solid: train objective,\ndashed: test fit)", True,
+     [("loss/train", "-"), ("loss/test", "--")]),
+    ("rank estimate (solid: centered,\ndotted: uncentered)", False,
+     [("bottleneck/rank_c", "-"), ("bottleneck/rank", ":")]),
+]
+MAX_LINES = 8  # lines per training-curve panel
+
+
+def evenly(items: list, k: int) -> list:
+    """At most ``k`` of ``items``, spread evenly (first and last kept)."""
+    if len(items) <= k:
+        return list(items)
+    idx = np.unique(np.round(np.linspace(0, len(items) - 1, k)).astype(int))
+    return [items[i] for i in idx]
+
+
+def sortkey(v):
+    """Numbers before text, numbers by value."""
+    return (0, float(v), "") if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) \
+        else (1, 0.0, str(v))
+
+
+def profile(info: pd.DataFrame, finals: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """Final per-layer values of ``prefix`` for finished runs, aggregated over seeds by
+    (setting-without-depth, depth, layer): columns panel, depth, rel, mean, lo, hi."""
+    cols = layer_cols(finals, prefix)
+    fin = info.index[info["finished"] & np.isfinite(info["depth"])]
+    if not cols or not len(fin):
+        return pd.DataFrame(columns=["panel", "depth", "rel", "mean", "lo", "hi"])
+    sub = finals.loc[fin, [c for c, _ in cols]].apply(pd.to_numeric, errors="coerce")
+    sub.columns = [layer for _, layer in cols]
+    long = sub.stack().rename("value").reset_index()
+    long.columns = ["i", "layer", "value"]
+    long["panel"] = info.loc[long["i"], "others"].to_numpy()
+    long["depth"] = info.loc[long["i"], "depth"].to_numpy()
+    agg = long.groupby(["panel", "depth", "layer"], sort=False)["value"].agg(
+        mean="mean", lo="min", hi="max").reset_index()
+    agg["rel"] = agg["layer"] / agg["depth"]
+    order = {p: j for j, p in enumerate(info.sort_values("order")["others"].unique())}
+    agg["_o"] = agg["panel"].map(order)
+    return agg.sort_values(["_o", "depth", "layer"]).drop(columns="_o").reset_index(drop=True)
+
+
+def vs_depth(info: pd.DataFrame, finals: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Final ``keys`` of finished runs per (setting, depth): mean and std over seeds."""
+    fin = info[info["finished"] & np.isfinite(info["depth"])]
+    parts = []
+    for key in keys:
+        d = fin[["others", "depth"]].copy()
+        d["value"] = pd.to_numeric(finals.loc[fin.index, key], errors="coerce")
+        g = d.groupby(["others", "depth"], sort=False)["value"].agg(["mean", "std"]).reset_index()
+        g["metric"] = key
+        parts.append(g.rename(columns={"others": "setting"}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["setting", "depth", "mean", "std", "metric"])
+
+
+def curves(long: pd.DataFrame, info: pd.DataFrame, swept: list[str],
+           cfg: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Training-curve aggregates: panel = values of the first swept parameter (not seed),
+    line = the other swept parameters; mean and min/max over seeds at each step."""
+    no_seed = [k for k in swept if k != "seed"]
+    panel_key = no_seed[0] if no_seed else None
+    line_keys = no_seed[1:]
+    if panel_key:
+        panel = [label({panel_key: v}) for v in cfg[panel_key]]
+        values = sorted(cfg[panel_key].dropna().unique(), key=sortkey)
+        panels = evenly([label({panel_key: v}) for v in values], 3)
+    else:
+        panel, panels = [""] * len(info), [""]
+    if line_keys:
+        sw = cfg[line_keys]
+        line = [label(dict(zip(line_keys, row))) for row in sw.itertuples(index=False)]
+        ordered = sorted(sw.drop_duplicates().itertuples(index=False),
+                         key=lambda r: [sortkey(v) for v in r])
+        lines = evenly([label(dict(zip(line_keys, r))) for r in ordered], MAX_LINES)
+    else:
+        line, lines = [""] * len(info), [""]
+    keys = [m for _, _, ms in CURVES for m, _ in ms]
+    sub = long[long["metric"].isin(keys) & long["layer"].isna()]
+    if not len(sub):
+        return pd.DataFrame(columns=["panel", "line", "metric", "step", "mean", "lo", "hi"]), ""
+    rc = sub["run"].cat.codes.to_numpy()
+    df = pd.DataFrame({"panel": np.asarray(panel, object)[rc],
+                       "line": np.asarray(line, object)[rc],
+                       "metric": sub["metric"].astype(str).to_numpy(),
+                       "step": sub["step"].to_numpy(), "value": sub["value"].to_numpy()})
+    df = df[df["panel"].isin(panels) & df["line"].isin(lines)]
+    agg = df.groupby(["panel", "line", "metric", "step"], sort=False)["value"].agg(
+        mean="mean", lo="min", hi="max").reset_index()
+    agg["panel"] = pd.Categorical(agg["panel"], categories=panels, ordered=True)
+    agg = agg.sort_values(["panel", "step"]).reset_index(drop=True)
+    agg["panel"] = agg["panel"].astype(str)
+    return agg, (f"one panel per {panel_key}" if panel_key else "")
+
+
+def phase(info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame, grid: tuple[str, str],
+          metric: str) -> tuple[pd.DataFrame, str]:
+    """Mean final ``metric`` of finished runs over the grid (rows: grid[1], columns:
+    grid[0]; NaN where none finished), and a note on what a cell averages."""
+    a, b = grid
+    df = pd.DataFrame({"x": cfg[a].to_numpy(), "y": cfg[b].to_numpy(),
+                       "v": pd.to_numeric(finals[metric], errors="coerce").to_numpy(),
+                       "finished": info["finished"].to_numpy()})
+    df = df.dropna(subset=["x", "y"])
+    df.loc[~df["finished"], "v"] = np.nan
+    table = df.pivot_table(index="y", columns="x", values="v", aggfunc="mean", dropna=False)
+    allcells = df.groupby(["y", "x"]).size()
+    table = table.reindex(index=sorted(df["y"].unique(), key=sortkey),
+                          columns=sorted(df["x"].unique(), key=sortkey))
+    n = int(allcells.max()) if len(allcells) else 0
+    note = f"mean over up to {n} finished runs per cell; × = none finished" if n > 1 else \
+        "× = run not finished"
+    return table, note

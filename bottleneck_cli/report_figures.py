@@ -1,0 +1,215 @@
+"""Which figures a report gets, and drawing them.
+
+``plan`` and ``per_run_figures`` decide from the tables which figures apply (with the
+reason for each one that does not) and pair each with a *job*: a ``plots`` function
+name, or a function returning a Figure, and its arguments. ``render`` draws one job,
+in a pool worker or inline.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import report_figdata as fd
+from . import report_spectra as sp
+from .report_format import pm
+from .report_load import ReportError, Run
+from .report_tables import LAYER_KEY
+
+# Rough drawing cost (panels) of the aggregate figures: the costly ones are handed to the
+# workers first, so that none is left running alone at the end.
+COST = {"training_curves": 6, "rank_profile": 3, "near_one_profile": 3,
+        "nonlinearity_profile": 3, "near_one_rest": 3}
+EXTRAS = [  # figures of later issues, drawn when their metrics exist: (stem, title, labels)
+    ("ntk_vs_depth", "NTK trace against depth",
+     {"ntk/trace_per_nl": "Tr Θ / (N·L)", "ntk/max_eig": "λ_max(Θ)"}),
+    ("jacobian_vs_depth", "Jacobian rank and log pseudo-determinant against depth",
+     {"jac/rank": "rank Jf(x)", "jac/logdet": "log |Jf(x)|₊"}),
+]
+
+
+@dataclass
+class Fig:
+    stem: str
+    title: str
+    caption: str
+    job: tuple  # (plots function name or a function returning a Figure, args, kwargs)
+    paths: list[Path] = field(default_factory=list)
+
+
+def job(fn, *args, **kwargs) -> tuple:
+    return fn, args, kwargs
+
+
+def render(item: tuple) -> tuple[str, list[Path] | str | None]:
+    """Draw and save one figure: its files, None when there was nothing to draw, or the
+    error as text."""
+    stem, (fn, args, kwargs), fig_dir, formats = item
+    from . import plots
+
+    try:
+        fig = (getattr(plots, fn) if isinstance(fn, str) else fn)(*args, **kwargs)
+        return stem, None if fig is None else plots.save(fig, fig_dir, stem, formats)
+    except Exception as exc:  # noqa: BLE001 - one bad figure must not lose the report
+        return stem, f"{type(exc).__name__}: {exc}"
+
+
+def check_grid(grid, metric, cfg, finals, swept) -> None:
+    """Fail early (before any drawing) on an unknown --grid parameter or --metric."""
+    if grid is None:
+        return
+    for k in grid:
+        if k not in cfg.columns:
+            raise ReportError(f"--grid: unknown parameter {k!r}; swept parameters: "
+                              f"{', '.join(swept) or 'none'}")
+    if metric not in finals:
+        avail = sorted(c for c in finals.columns if not LAYER_KEY.match(c))
+        raise ReportError(f"--metric: {metric!r} is not a recorded metric; choose from "
+                          f"{', '.join(avail[:30])}")
+
+
+def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
+         metric) -> tuple[list[Fig], list[str]]:
+    """The aggregate figures that apply (data ready, not drawn yet), and the reasons for
+    the skipped ones."""
+    figs: list[Fig] = []
+    skipped: list[str] = []
+    depths = sorted(info.loc[info["finished"], "depth"].dropna().unique())
+    sweep_note = f"finished runs at {len(depths)} depth(s)"
+
+    # 2. rank profile across a depth sweep
+    prof = fd.profile(info, finals, "rank_c/Z")
+    if len(depths) >= 2 and len(prof):
+        figs.append(Fig(
+            "rank_profile", "Rank profile against relative depth",
+            "Numerical rank of the centered representations Z_l (rank_c) at the end of "
+            "training against l/L, one line per depth (mean over seeds, band min-max). "
+            "Bottleneck structure: high at both ends, low in the middle.",
+            job("layer_profiles", prof, "rank of Z_l (centered)", "rank profile")))
+    else:
+        skipped.append(f"rank profile against l/L: needs a depth sweep ({sweep_note} with "
+                       f"rank_c/Z metrics)")
+
+    # 3. depth fit
+    if len(fits):
+        lines = "; ".join(f"{r.setting or 'all runs'}: R0 = {pm(r.R0_estimate, r.R0_err)}, "
+                          f"R1 = {pm(r.R1_estimate, r.R1_err)}" for r in fits.itertuples())
+        figs.append(Fig(
+            "depth_fit", "Parameter norm against depth",
+            "||θ||² at the end of training against depth L with a least-squares line per "
+            f"setting: slope = R0 (rank) estimate, intercept = R1 estimate. {lines}.",
+            job("depth_fit", fit_points, fits.rename(columns={
+                "R0_estimate": "slope", "R0_err": "slope_err",
+                "R1_estimate": "intercept", "R1_err": "intercept_err"}))))
+    else:
+        skipped.append(f"depth fit of ||θ||²: needs finished runs at ≥ 2 depths ({sweep_note})")
+
+    # 4. near-one singular values
+    near = fd.profile(info, finals, "near_one/W")
+    if len(near):
+        figs.append(Fig(
+            "near_one_profile", "Near-one singular values per layer",
+            "Count of weight singular values with |s − 1| ≤ δ per layer against l/L, one "
+            "line per depth: about R0 in almost every layer.",
+            job("layer_profiles", near, "#{|s_i − 1| ≤ δ} of W_l", "near-one count")))
+    else:
+        skipped.append("near-one count per layer: no finished run records near_one/W")
+    if len(depths) >= 2:
+        figs.append(Fig(
+            "near_one_rest", "Singular values away from one against depth",
+            "Root-sum-square of the weight singular values with |s − 1| > δ, per middle "
+            "layer (l/L in [0.25, 0.75]), against L, with an L^(-1/2) reference line "
+            "(the theory: O(L^(-1/2))).",
+            job(sp.remaining_figure, sp.remaining_items(runs, info))))
+    else:
+        skipped.append(f"size of the remaining singular values against L: needs a depth sweep "
+                       f"({sweep_note})")
+
+    # 5. training curves
+    curves, panel_title = fd.curves(long, info, swept, cfg)
+    if len(curves):
+        figs.append(Fig(
+            "training_curves", "Training curves",
+            f"Loss, test loss and rank estimate against step ({panel_title or 'all runs'}; "
+            f"lines: other swept parameters; mean over seeds with min-max band).",
+            job("training_curves", curves, fd.CURVES, panel_title)))
+    else:
+        skipped.append("training curves: no metrics recorded")
+
+    # 6. phase diagram
+    _phase_figure(info, cfg, finals, swept, grid, metric, figs, skipped)
+
+    for stem, title, labels in EXTRAS:
+        present = [k for k in labels if k in finals and finals[k].notna().any()]
+        if not present or (stem.startswith("ntk") and "ntk/trace_per_nl" not in present):
+            continue
+        if len(depths) >= 2:
+            figs.append(Fig(
+                stem, title, f"{title} (final values, mean ± std over seeds, one line per "
+                             f"setting).",
+                job("vs_depth", fd.vs_depth(info, finals, present),
+                    [(k, labels[k]) for k in present], title)))
+        else:
+            skipped.append(f"{title.lower()}: needs a depth sweep ({sweep_note})")
+    nonlin = fd.profile(info, finals, "nonlin/Z")
+    if len(nonlin):
+        figs.append(Fig(
+            "nonlinearity_profile", "Nonlinearity impact per layer",
+            "||relu(Z̃_l) − Z̃_l||_F / ||Z̃_l||_F against l/L, one line per depth: the "
+            "nonlinearity matters at the ends and vanishes in the bottleneck.",
+            job("layer_profiles", nonlin, "nonlinearity impact", "nonlinearity impact")))
+    return figs, skipped
+
+
+def _phase_figure(info, cfg, finals, swept, grid, metric, figs, skipped) -> None:
+    candidates = [k for k in swept if k != "seed" and cfg[k].dropna().nunique() >= 2]
+    if grid is None:
+        if len(candidates) < 2:
+            skipped.append("phase diagram: needs two swept parameters besides seed "
+                           "(choose with --grid A,B --metric M)")
+            return
+        grid = (candidates[0], candidates[1])
+        if metric not in finals:
+            metric = "loss/train" if "loss/train" in finals else None
+            if metric is None:
+                skipped.append("phase diagram: no loss metric recorded")
+                return
+    table, note = fd.phase(info, cfg, finals, grid, metric)
+    others = [k for k in swept if k not in (*grid, "seed")]
+    if others:
+        note += f"; averaged over {', '.join(others)}"
+    figs.append(Fig(f"phase_{safe(grid[0])}_{safe(grid[1])}",
+                    f"Final {metric} over {grid[0]} × {grid[1]}",
+                    f"Phase diagram of the final {metric} ({note}).",
+                    job("phase_diagram", table, grid[0], grid[1], metric, note)))
+
+
+def per_run_figures(runs: list[Run], info: pd.DataFrame, per_run_max: int,
+                    skipped: list[str]) -> list[Fig]:
+    """Figure 1 for a bounded, representative set of runs (``report_spectra.per_run_choice``)."""
+    figs = []
+    chosen = sp.per_run_choice(runs, info, per_run_max)
+    for k, i in enumerate(chosen):
+        r = runs[i]
+        light = Run(name=r.name, path=r.path, status=r.status, config=r.config, final=r.final)
+        figs.append(Fig(f"run_{k:03d}_{safe(r.name)}", f"Run {r.name}",
+                        "Weight and representation singular values per layer (log colour; "
+                        "grey: none) and ranks against layer, at the last recorded step.",
+                        job(sp.run_figure, light)))
+    n_read = sum(1 for r in runs if r.status != "unreadable")
+    if n_read > len(chosen):
+        png_only = ", as PNG only" if len(runs) > per_run_max else ""
+        skipped.append(f"per-run spectra figures drawn for {len(chosen)} of {n_read} readable "
+                       f"runs (--per-run-max {per_run_max}){png_only}; the rest are in the "
+                       f"tables (report one run folder for all its figure formats)")
+    return figs
+
+
+def safe(name: str) -> str:
+    """``name`` as part of a file name."""
+    s = re.sub(r"[^A-Za-z0-9=.,_+-]+", "_", name).strip("_")
+    return s[:60] or "run"

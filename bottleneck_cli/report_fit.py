@@ -1,0 +1,66 @@
+"""The depth fit ||θ||² = R0·L + R1 (SCIENCE.md §4): slope R0 estimates the rank,
+intercept R1 the regularity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+FIT_COLUMNS = ["n_runs", "n_seeds", "depths", "R0_estimate", "R0_err", "R1_estimate", "R1_err",
+               "method"]
+
+
+def ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+    """Least squares y = a·x + b: (a, err a, b, err b); the errors are NaN with two points."""
+    X = np.stack([x, np.ones_like(x)], axis=1)
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    n = len(x)
+    if n > 2:
+        s2 = float(np.sum((y - X @ coef) ** 2)) / (n - 2)
+        err = np.sqrt(np.diag(s2 * np.linalg.inv(X.T @ X)))
+    else:
+        err = np.array([np.nan, np.nan])
+    return float(coef[0]), float(err[0]), float(coef[1]), float(err[1])
+
+
+def depth_fit_table(info: pd.DataFrame, finals: pd.DataFrame, cfg: pd.DataFrame,
+                    swept: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit ||θ||² = R0·L + R1 per setting (swept minus depth and seed).
+
+    ``info``: ``run_info`` plus ``order`` (the run's row in the summary table). Per seed
+    a least-squares line, then mean ± std over seeds; with one seed a single
+    fit with its standard errors. Finished runs only, at least two distinct depths.
+    Returns (fits, points) where points hold mean/std of ||θ||² per (setting, depth)."""
+    df = info[["others", "depth", "seed", "finished"]].copy()
+    df["norm"] = pd.to_numeric(finals["norm/total"], errors="coerce") if "norm/total" in finals \
+        else np.nan
+    df = df[df["finished"] & np.isfinite(df["norm"]) & np.isfinite(df["depth"])]
+    df = df.loc[info.loc[df.index, "order"].sort_values(kind="stable").index]  # table order
+    others = [k for k in swept if k not in ("depth", "seed")]
+    rows, points = [], []
+    for setting, g in df.groupby("others", sort=False):
+        if g["depth"].nunique() < 2:
+            continue
+        per_seed = [ols(s["depth"].to_numpy(float), s["norm"].to_numpy(float))
+                    for _, s in g.groupby("seed") if s["depth"].nunique() >= 2]
+        if len(per_seed) >= 2:
+            a = np.array(per_seed)
+            slope, intercept = a[:, 0].mean(), a[:, 2].mean()
+            slope_err, intercept_err = a[:, 0].std(ddof=1), a[:, 2].std(ddof=1)
+            method = f"mean ± std over {len(per_seed)} seeds"
+        else:
+            slope, slope_err, intercept, intercept_err = ols(g["depth"].to_numpy(float),
+                                                             g["norm"].to_numpy(float))
+            method = "one least-squares fit ± standard error"
+        row = {"setting": setting, **{k: cfg.loc[g.index[0], k] for k in others}}
+        row.update(zip(FIT_COLUMNS, [
+            len(g), g["seed"].nunique(), ",".join(f"{d:g}" for d in sorted(g["depth"].unique())),
+            slope, slope_err, intercept, intercept_err, method]))
+        rows.append(row)
+        pts = g.groupby("depth")["norm"].agg(["mean", "std", "size"]).reset_index()
+        pts["setting"] = setting
+        points.append(pts.rename(columns={"size": "n"}))
+    fits = pd.DataFrame(rows, columns=["setting", *others, *FIT_COLUMNS])
+    pts = pd.concat(points, ignore_index=True) if points else \
+        pd.DataFrame(columns=["depth", "mean", "std", "n", "setting"])
+    return fits, pts

@@ -1,0 +1,219 @@
+"""Run records -> tables: flattened configs, the swept keys, one row per run, seeds
+aggregated per setting, the tidy long table (run x step x metric x layer), and their
+files (CSV, Markdown, Parquet)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .report_format import fmt, label
+from .report_load import Run
+
+IGNORED_KEYS = ("name", "out", "description")
+IGNORED_PREFIXES = ("sweep.", "hydra.")
+PRIORITY = ("depth", "lam", "lr", "width", "seed")  # order of swept columns and panels
+LAYER_KEY = re.compile(r"^(.+/[A-Za-z]+?)(\d+)$")  # "rank_c/Z03" -> ("rank_c/Z", "03")
+SUMMARY_METRICS = {  # summary column -> metrics.jsonl key (docs/metrics.md)
+    "loss": "loss/train",
+    "test_loss": "loss/test",
+    "fit": "loss/fit",
+    "ridge": "loss/ridge",
+    "norm": "norm/total",
+    "norm_per_L": "norm/per_depth",
+    "bottleneck_rank": "bottleneck/rank_c",
+    "bottleneck_rank_unc": "bottleneck/rank",
+    "near_one": "bottleneck/near_one",
+}
+SETTING_METRICS = ["loss", "test_loss", "norm", "norm_per_L", "bottleneck_rank"]
+
+
+def _hashable(v: Any) -> Any:
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def config_frame(runs: list[Run]) -> pd.DataFrame:
+    """Flattened configs (dotted keys), one row per run; lists/dicts as JSON text."""
+    cfg = pd.json_normalize([r.config for r in runs], sep=".")
+    cfg.index = range(len(runs))
+    for col in cfg.columns[cfg.dtypes == object]:
+        cfg[col] = cfg[col].map(_hashable)
+    return cfg
+
+
+def finals_frame(runs: list[Run]) -> pd.DataFrame:
+    """Final metric records, one row per run, numeric."""
+    finals = pd.DataFrame.from_records([r.final for r in runs], index=range(len(runs)))
+    for c in finals.columns[finals.dtypes == object]:
+        finals[c] = pd.to_numeric(finals[c], errors="coerce")
+    return finals
+
+
+def swept_keys(cfg: pd.DataFrame) -> list[str]:
+    """Config keys whose values differ across runs (placement and free text ignored)."""
+    keys = [c for c in cfg.columns
+            if c not in IGNORED_KEYS and not c.startswith(IGNORED_PREFIXES)
+            and cfg[c].dropna().nunique() > 1]
+    first = [k for k in PRIORITY if k in keys]
+    return first + [k for k in keys if k not in first]
+
+
+def layer_cols(finals: pd.DataFrame, prefix: str) -> list[tuple[str, int]]:
+    """(column, layer) of the per-layer metric ``prefix`` (e.g. ``rank_c/Z``), by layer."""
+    out = []
+    for c in finals.columns:
+        m = LAYER_KEY.match(c)
+        if m and m.group(1) == prefix:
+            out.append((c, int(m.group(2))))
+    return sorted(out, key=lambda t: t[1])
+
+
+def _per_layer_text(finals: pd.DataFrame, prefix: str) -> pd.Series:
+    cols = layer_cols(finals, prefix)
+    if not cols:
+        return pd.Series([""] * len(finals), index=finals.index)
+    mat = finals[[c for c, _ in cols]].to_numpy(float)
+    return pd.Series([" ".join(str(int(v)) for v in row if np.isfinite(v)) for row in mat],
+                     index=finals.index)
+
+
+def run_info(runs: list[Run], cfg: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
+    """Per-run bookkeeping: status, depth, seed and setting labels used for grouping."""
+    info = pd.DataFrame({"run": [r.name for r in runs], "status": [r.status for r in runs]})
+    info["finished"] = info["status"] == "finished"
+    info["depth"] = pd.to_numeric(cfg["depth"], errors="coerce") if "depth" in cfg else np.nan
+    info["seed"] = cfg["seed"].fillna(0) if "seed" in cfg else 0
+    no_seed = [k for k in swept if k != "seed"]
+    others = [k for k in no_seed if k != "depth"]
+    sw = cfg.reindex(columns=swept)
+    info["setting"] = [label({k: row[k] for k in no_seed}) for _, row in sw.iterrows()]
+    info["others"] = [label({k: row[k] for k in others}) for _, row in sw.iterrows()]
+    return info
+
+
+def summary_table(runs: list[Run], cfg: pd.DataFrame, finals: pd.DataFrame,
+                  swept: list[str]) -> pd.DataFrame:
+    """One row per run: status, steps, swept parameters, final metrics, per-layer ranks;
+    sorted by the swept parameters, indexed by the run's position in ``runs``."""
+    df = pd.DataFrame({
+        "run": [r.name for r in runs],
+        "status": [r.status for r in runs],
+        "step": pd.array([r.step for r in runs], dtype="Int64"),
+        "steps": pd.array([r.steps for r in runs], dtype="Int64"),
+    })
+    for k in swept:
+        df[k] = cfg[k].to_numpy()
+    for col, key in SUMMARY_METRICS.items():
+        df[col] = pd.to_numeric(finals[key], errors="coerce") if key in finals else np.nan
+    df["ranks_Z"] = _per_layer_text(finals, "rank_c/Z")
+    df["ranks_W"] = _per_layer_text(finals, "rank/W")
+    df["time_s"] = pd.to_numeric(finals["time"], errors="coerce") if "time" in finals else np.nan
+    df["problem"] = ["; ".join(r.problems) for r in runs]
+    order = [k for k in swept if df[k].notna().any()]
+    try:
+        df = df.sort_values(order + ["run"], kind="stable", na_position="last")
+    except TypeError:  # mixed types in a swept column
+        df = df.sort_values(["run"], kind="stable")
+    return df
+
+
+def by_setting_table(summary: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
+    """Seeds aggregated: per setting, counts and mean/std of the main metrics over finished runs."""
+    keys = [k for k in swept if k != "seed"]
+    df = summary.copy()
+    df["_key"] = [label({k: row[k] for k in keys}) for _, row in df[keys].iterrows()] \
+        if keys else ""
+    fin = df[df["status"] == "finished"]
+    counts = df.groupby("_key", sort=False).agg(runs=("run", "size"))
+    counts["finished"] = fin.groupby("_key", sort=False)["run"].size().reindex(counts.index)
+    counts["finished"] = counts["finished"].fillna(0).astype(int)
+    agg = fin.groupby("_key", sort=False)[SETTING_METRICS].agg(["mean", "std"])
+    agg.columns = [f"{m}_{s}" for m, s in agg.columns]
+    first = (df.groupby("_key", sort=False)[keys].first() if keys
+             else pd.DataFrame(index=counts.index))
+    return pd.concat([first, counts, agg.reindex(counts.index)], axis=1).reset_index(drop=True)
+
+
+def long_table(runs: list[Run]) -> pd.DataFrame:
+    """Tidy table of every recorded metric: run, step, metric, layer (NA if global), value.
+
+    Vectorized: key names are parsed once per distinct set of keys; absent or non-finite
+    values (JSON null) have no row."""
+    key_ids: dict[str, int] = {}
+    layouts: dict[tuple, np.ndarray] = {}
+    codes, values, run_codes, steps = [], [], [], []
+    for i, run in enumerate(runs):
+        if not run.values.size or "step" not in run.keys:
+            continue
+        layout = layouts.get(run.keys)
+        if layout is None:
+            layout = np.array([key_ids.setdefault(k, len(key_ids)) for k in run.keys], np.int32)
+            layouts[run.keys] = layout
+        n_rec, n_key = run.values.shape
+        codes.append(np.tile(layout, n_rec))
+        values.append(run.values.ravel())
+        run_codes.append(np.full(n_rec * n_key, i, np.int32))
+        steps.append(np.repeat(run.values[:, run.keys.index("step")], n_key))
+    keys = list(key_ids)
+    metric_code = np.zeros(len(keys), np.int32)
+    layer_of = np.zeros(len(keys), np.int16)
+    seen: dict[str, int] = {}
+    for j, k in enumerate(keys):
+        m = LAYER_KEY.match(k)
+        name, layer = (m.group(1), int(m.group(2))) if m else (k, 0)
+        metric_code[j] = seen.setdefault(name, len(seen))
+        layer_of[j] = layer
+
+    def cat(parts, dtype):
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+    codes, vals = cat(codes, np.int32), cat(values, float)
+    run_codes, step_col = cat(run_codes, np.int32), cat(steps, float)
+    keep = (codes != key_ids.get("step", -1)) & np.isfinite(vals)
+    codes, vals, run_codes, step_col = codes[keep], vals[keep], run_codes[keep], step_col[keep]
+    layer = layer_of[codes]
+    return pd.DataFrame({
+        "run": pd.Categorical.from_codes(run_codes, categories=[r.name for r in runs]),
+        "step": step_col.astype(np.int64),
+        "metric": pd.Categorical.from_codes(metric_code[codes], categories=list(seen)),
+        "layer": pd.arrays.IntegerArray(layer, layer == 0),
+        "value": vals,
+    })
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        cells = [fmt(v).replace("|", "\\|").replace("\n", " ") for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(out: Path, n_runs: int, summary: pd.DataFrame, by_setting: pd.DataFrame,
+                 fits: pd.DataFrame, long: pd.DataFrame, problems: list[str]) -> dict[str, Path]:
+    """summary.csv/.md, summary_by_setting.csv, depth_fit.csv and long.parquet."""
+    tables = {name: out / name for name in ("summary.csv", "summary_by_setting.csv",
+                                            "depth_fit.csv", "summary.md", "long.parquet")}
+    summary.to_csv(tables["summary.csv"], index=False)
+    by_setting.to_csv(tables["summary_by_setting.csv"], index=False)
+    fits.to_csv(tables["depth_fit.csv"], index=False)
+    long.to_parquet(tables["long.parquet"], index=False)
+    md = [f"# bncli report: {n_runs} runs\n", markdown_table(summary)]
+    if len(by_setting) < len(summary):
+        md += ["\n## Seeds aggregated (finished runs)\n", markdown_table(by_setting)]
+    if len(fits):
+        md += ["\n## Depth fit ||θ||² = R0·L + R1 (R0: rank estimate, R1: regularity)\n",
+               markdown_table(fits)]
+    if problems:
+        md += ["\n## Problems\n", "".join(f"- {p}\n" for p in problems)]
+    tables["summary.md"].write_text("\n".join(md), encoding="utf-8")
+    return tables
