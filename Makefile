@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: install test test-slow faults demo bench clean
+.PHONY: install test test-slow check-bottleneck faults demo bench clean
 
 $(BIN)/bncli: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,9 @@ test: install  ## fast test suite (CI)
 
 test-slow: install  ## the slow tests left out of `make test`
 	$(BIN)/pytest -q -m slow
+
+check-bottleneck: install  ## default `bncli train` shows the rank-2 bottleneck (about a minute)
+	$(BIN)/pytest -q -m slow tests/test_bottleneck.py
 
 faults: install  ## long kill/restart campaign
 	$(BIN)/pytest -q -m slow tests/test_faults.py -s
