@@ -124,7 +124,7 @@ class Batch:
             "yt": np.stack([d.y_test for d in data]),
         }
         self.hyper = {
-            "lr": np.array([m.cfg.lr for m in members], np.float32),
+            "lr": np.array([m.cfg.lr for m in members], self.dtype),
             "lam": np.array([m.cfg.lam for m in members], self.dtype),
             # raw threefry keys: equal to jax.random.PRNGKey(seed) for 32-bit seeds
             "key": np.array([[0, m.cfg.seed] for m in members], np.uint32),
@@ -338,6 +338,8 @@ def train_batch(members: list[Member], progress=None) -> list[str]:
             newly_dead = [i for i in range(n) if statuses[i] == "running" and not alive[i]]
             if b in marks:
                 _record(batch, b, statuses, skip=newly_dead)
+            if progress is not None:
+                progress.update(b, statuses)
             if newly_dead or b % cfg.checkpoint.every == 0 or stop:
                 host = jax.device_get(batch.state)
                 for i in newly_dead:
@@ -347,8 +349,6 @@ def train_batch(members: list[Member], progress=None) -> list[str]:
                     for i in range(n):
                         if statuses[i] == "running":
                             _checkpoint(batch, host, i)
-            if progress is not None:
-                progress.update(b, statuses)
             if stop and b < cfg.steps:
                 for i in range(n):
                     if statuses[i] == "running":
@@ -371,6 +371,8 @@ def _record(batch: Batch, step: int, statuses: list[str], skip=()) -> None:
     for i, (record, arrays) in enumerate(batch.evaluate()):
         if statuses[i] != "running" or i in skip:
             continue
+        if not np.isfinite(record["loss/train"]):
+            continue  # diverging: the trainer marks it at its next look at the state
         run = batch.members[i].run
         run.write_spectra(step, arrays)
         run.append_metrics([{"step": step, "time": round(float(batch.elapsed[i]), 4), **record}])
