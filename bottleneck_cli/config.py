@@ -42,7 +42,8 @@ class TaskConfig:
     rank: int = 2  # compositional: inner dimension k of f = h o g; low_rank: rank of A
     d_out: int = 20
     inner: str = "smooth"  # compositional: g is "linear" or a random "smooth" map
-    hidden: int = 64  # width of the random shallow tanh networks used as g and h
+    hidden: int = 64  # width of the random networks used as g and h (and the teacher)
+    teacher_depth: int = 3  # teacher: weight matrices of the random ReLU teacher
     noise: float = 0.0  # std of Gaussian label noise on training targets
     singular_values: Optional[list[float]] = None  # low_rank: s_i(A), default 1..rank spaced
     inputs: str = "gaussian"  # low_rank: gaussian | identity
@@ -120,7 +121,7 @@ CHOICES = {
     "model.name": ("mlp", "linear"),
     "model.activation": ("relu", "tanh", "identity"),
     "model.init": ("he", "lecun"),
-    "task.name": ("compositional", "low_rank", "npz", "digits"),
+    "task.name": ("compositional", "low_rank", "npz", "digits", "teacher"),
     "task.inner": ("linear", "smooth"),
     "task.inputs": ("gaussian", "identity"),
     "task.loss": ("mse", "cross_entropy"),
@@ -146,6 +147,7 @@ RANGES = [
     ("task.d_latent", lambda v: v >= 1, "must be >= 1"),
     ("task.rank", lambda v: v >= 1, "must be >= 1"),
     ("task.hidden", lambda v: v >= 1, "must be >= 1"),
+    ("task.teacher_depth", lambda v: v >= 1, "must be >= 1"),
     ("task.noise", lambda v: v >= 0, "must be >= 0"),
     ("task.n_classes", lambda v: 2 <= v <= 10, "must be between 2 and 10"),
     ("optim.momentum", lambda v: 0 <= v < 1, "must be in [0, 1)"),

@@ -96,8 +96,10 @@ def swept_keys(overrides: list[str], config_dirs=()) -> set[str]:
 
 
 def sweep_name(overrides: list[str]) -> str:
-    """Default sweep folder name, e.g. ``depth=2+4+8_lam=0.001+0.01``."""
-    parts = [o.lstrip("+").replace(",", "+") for o in overrides]
+    """Default sweep folder name, e.g. ``depth=2+4+8_lam=0.001+0.01``; a preset
+    (``+experiment=rank2022``) is named by itself."""
+    parts = [o.split("=", 1)[1] if _key(o) == "experiment" else o.lstrip("+").replace(",", "+")
+             for o in overrides]
     return run_name(["_".join(parts)] if parts else [], default="sweep")
 
 

@@ -1,0 +1,41 @@
+"""Every experiment preset's CI-sized variant runs end to end and its report is produced."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bottleneck_cli.cli import app
+
+SMALL = ["bottleneck2023_small", "rank2022_small", "sparsity2022_small", "dln2021_small",
+         "learning_rate_small"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", SMALL)
+def test_small_preset_runs_and_reports(in_tmp, preset):
+    runner = CliRunner()
+    result = runner.invoke(app, ["sweep", f"+experiment={preset}"])
+    assert result.exit_code == 0, result.output
+    root = in_tmp / "runs" / preset
+    index = json.loads((root / "sweep.json").read_text())
+    statuses = {m["name"]: m["status"] for m in index["members"]}
+    assert len(statuses) >= 2
+    if preset == "learning_rate_small":  # lr = 100 must diverge, its batch-mate must not
+        assert statuses == {"lr=0.01,depth=3": "finished", "lr=100.0,depth=3": "diverged"}
+    else:
+        assert set(statuses.values()) == {"finished"}
+    result = runner.invoke(app, ["report", str(root)])
+    assert result.exit_code == 0, result.output
+    html = (root / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3
+
+
+@pytest.mark.slow
+def test_learning_rate_preset_records_the_ntk(in_tmp):
+    result = CliRunner().invoke(app, ["train", "+experiment=learning_rate_small", "depth=3", "name=ntk"])
+    assert result.exit_code == 0, result.output
+    final = json.loads((in_tmp / "runs/ntk/summary.json").read_text())["final"]
+    assert final["ntk/trace"] > 0 and final["ntk/max_eig"] > 0
+    assert final["ntk/trace_per_nl"] == pytest.approx(
+        final["ntk/trace"] / (final["ntk/samples"] * 3))
