@@ -9,6 +9,7 @@ types alone cannot express.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,8 +178,20 @@ def _get(cfg, dotted: str):
     return node
 
 
+def _non_finite(node, prefix: str = ""):
+    """Dotted keys of float values that are inf or nan."""
+    for key, value in node.items():
+        dotted = f"{prefix}{key}"
+        if hasattr(value, "items"):
+            yield from _non_finite(value, dotted + ".")
+        elif isinstance(value, float) and not math.isfinite(value):
+            yield dotted
+
+
 def validate(cfg) -> None:
     """Raise ConfigError (naming the key) for out-of-range or unknown-choice values."""
+    for key in _non_finite(cfg):
+        raise ConfigError(f"{key}={_get(cfg, key)} must be a finite number")
     for key, allowed in CHOICES.items():
         value = _get(cfg, key)
         if value not in allowed:
@@ -279,7 +292,15 @@ class _open_struct:
 
 
 def load(overrides: list[str], config_dirs: list[str] = ()):
-    """Compose and validate the config for ``overrides``; raise ConfigError on bad input."""
+    """Compose, resolve and validate the config for ``overrides``; ConfigError on bad input."""
+    from omegaconf import OmegaConf
+
     cfg = compose(overrides, config_dirs)
-    validate(cfg)
+    try:
+        OmegaConf.resolve(cfg)  # a run records values, not ${...} references
+        validate(cfg)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a deleted key (~depth), an unresolvable ${...}
+        raise ConfigError(_one_line(exc)) from exc
     return cfg

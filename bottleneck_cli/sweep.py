@@ -179,6 +179,8 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
         mname = run_name(own)
         cfg = member_config(member_overrides, mname, root, config_dirs, cache)
         members.append(PlannedMember(mname, member_overrides, cfg))
+    if not members:
+        raise ConfigError("the sweep grid has no members (an empty glob or choice?)")
     names = [m.name for m in members]
     if len(set(names)) != len(names):
         raise ConfigError("two sweep members would share a folder name; give distinct values")

@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -388,7 +389,8 @@ def load_start(run: rd.RunDir) -> dict:
         return {}
     try:
         start = rd.read_npz(path)
-    except (OSError, ValueError):
+        int(start["step"])
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
         path.unlink()  # a damaged checkpoint is discarded, never trusted
         run.truncate_metrics(-1)
         return {}

@@ -34,7 +34,7 @@ def same(a: Dataset, b: Dataset) -> bool:
 
 
 def test_registry_and_unknown_task():
-    assert set(TASKS) == {"compositional", "low_rank", "npz", "digits"}
+    assert set(TASKS) == {"compositional", "low_rank", "npz", "digits", "teacher"}
     with pytest.raises(ValueError, match=r"Unknown task 'nope'; choose from \["):
         make_dataset(cfg(name="nope"), 0)
 
@@ -322,3 +322,14 @@ def test_digits_n_test_clipped_and_n_train_checked():
         make_dataset(cfg(name="digits", n_train=n_avail + 1, n_classes=2), 0)
     ce = make_dataset(cfg(name="digits", n_train=10, n_test=0, loss="cross_entropy"), 0)
     assert ce.loss == "cross_entropy" and ce.y_test.shape == (0, 10)
+
+
+def test_teacher_is_a_deterministic_relu_network_of_x():
+    c = cfg(name="teacher", n_train=50, n_test=20, d_in=6, d_out=2, hidden=5, teacher_depth=3)
+    a, b = make_dataset(c, 3), make_dataset(c, 3)
+    assert a.x_train.shape == (50, 6) and a.y_train.shape == (50, 2) and a.x_test.shape == (20, 6)
+    np.testing.assert_array_equal(a.y_train, b.y_train)
+    assert not np.array_equal(a.y_train, make_dataset(c, 4).y_train)
+    assert a.y_train.std() == pytest.approx(1.0, rel=1e-5)
+    # targets come from x alone: the test split is drawn from the same teacher
+    assert a.y_test.shape == (20, 2) and np.isfinite(a.y_test).all()
