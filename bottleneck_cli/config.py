@@ -209,8 +209,6 @@ def validate(cfg) -> None:
     sv = cfg.task.singular_values
     if sv is not None and any(s <= 0 for s in sv):
         raise ConfigError("task.singular_values must all be > 0")
-    if cfg.task.name == "digits" and cfg.task.loss == "cross_entropy" and cfg.model.name == "linear":
-        pass  # allowed: a linear classifier
 
 
 def register_schema() -> None:

@@ -360,8 +360,12 @@ def train_batch(members: list[Member], progress=None) -> list[str]:
         host = jax.device_get(batch.state)
         for i in range(n):
             if statuses[i] == "running":
-                statuses[i] = "finished"
-                _finish(batch, host, i, "finished", cfg.steps)
+                # a loss that turned non-finite in the very last step shows only here
+                finite = all(np.isfinite(v[i]).all() for v in host["params"].values())
+                if not finite:
+                    host["div_step"][i] = cfg.steps
+                statuses[i] = "finished" if finite else "diverged"
+                _finish(batch, host, i, statuses[i], cfg.steps)
     if progress is not None:
         progress.end_batch(statuses)
     return statuses
