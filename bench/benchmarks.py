@@ -391,7 +391,8 @@ def bench_sweep(opts: Opts) -> Section:
         cache_log["b"].append(f"{before} → {_files(cache)}")
         # start-up of one process: a 1-step run, with a cold and with (b)'s warm cache
         one = [c for c in common if not c.startswith("steps=")] + ["steps=1", "metrics.num_log=0"]
-        for key, cache_dir in (("s_warm", cache), ("s_cold", _fresh(opts, f"sweep-cache-s{r}"))):
+        for key, cache_dir in () if opts.quick else \
+                (("s_warm", cache), ("s_cold", _fresh(opts, f"sweep-cache-s{r}"))):
             args = bncli("train", *one, f"out={_fresh(opts, f'sweep-runs-s{r}')}", "name=s")
             commands["s"] = _shell(args, {"BNCLI_JAX_CACHE": str(cache_dir)}) + \
                 f"   # cold; warm: with {_shell([str(cache)])}"
@@ -408,7 +409,7 @@ def bench_sweep(opts: Opts) -> Section:
         t["c_train"].append(res["train_s"])
         statuses["c"] += res["statuses"]
         cache_log["c"].append(f"{before} → {_files(cache)}")
-    a, b, c, c_train, s_cold, s_warm = (median(t[k]) for k in
+    a, b, c, c_train, s_cold, s_warm = (median(t[k]) if t[k] else float("nan") for k in
                                         ("a", "b", "c", "c_train", "s_cold", "s_warm"))
     m = len(lrs)
     sec = Section(
@@ -433,9 +434,10 @@ def bench_sweep(opts: Opts) -> Section:
               ["start-up: 1-step bncli train, cold cache", f"{s_cold:.2f} s", _list(t["s_cold"]),
                "", ""],
               ["start-up: 1-step bncli train, warm cache", f"{s_warm:.2f} s", _list(t["s_warm"]),
-               "", ""]],
+               "", ""]][:None if t["s_cold"] else 3],
         commands=[f"# (a)\n{commands['a']}", f"# (b)\n{commands['b']}",
-                  f"# (c)\n{commands['c']}", f"# start-up\n{commands['s']}"])
+                  f"# (c)\n{commands['c']}"] + ([f"# start-up\n{commands['s']}"]
+                                                 if "s" in commands else []))
     # (b) ≈ s_cold + (m-1)·s_warm + m·T1 (T1: one member's training), (a) ≈ s_cold + T_batch
     t1 = max(0.0, (b - s_cold - (m - 1) * s_warm) / m)
     t_batch = max(1e-9, a - s_cold)
@@ -447,7 +449,9 @@ def bench_sweep(opts: Opts) -> Section:
              f"training (a) could not beat (b) by more than {ceiling:.1f}× (= (b) / one cold "
              "start-up), so ≥ 5× needs a shorter start-up "
              f"({s_cold:.1f} s cold, most of it imports and compiling) or a larger vmap gain (GPU).")
-    if ceiling >= 5:
+    if opts.quick:  # no start-up timings with --quick
+        why_b = why_c = TODO
+    elif ceiling >= 5:
         why_b = (f"start-up alone would allow {ceiling:.1f}×, but the vmapped training of the "
                  f"{m} members takes ≈ {t_batch:.1f} s vs ≈ {t1:.1f} s for one member alone "
                  f"(vmap gain {m * t1 / t_batch:.1f}× on this CPU): the batched program is the "
@@ -501,9 +505,10 @@ def bench_metrics(opts: Opts) -> Section:
     med = {k: median(v) for k, v in times.items()}
     over = {k: 100 * (med[k] / med[f"{k}, num_log=0"] - 1) for k in ("default", other)}
     # where a record's time goes, per variant (one more process each)
-    cost = {k: _worker("record-cost", {"overrides": variants[k],
-                                       "root": str(_fresh(opts, f"metrics-cost-{i}"))}, env)[0]
-            for i, k in enumerate(("default", other))}
+    cost = {} if opts.quick else \
+        {k: _worker("record-cost", {"overrides": variants[k],
+                                    "root": str(_fresh(opts, f"metrics-cost-{i}"))}, env)[0]
+         for i, k in enumerate(("default", other))}
     steps = 30 if opts.quick else base.steps
     sec = Section(
         "metrics", "cost of metrics at the default cadence",
@@ -523,7 +528,7 @@ def bench_metrics(opts: Opts) -> Section:
              "(records − 2) × record time / (steps × step time)):", "",
              "| variant | records | one step | Batch.evaluate() | write spectra + "
              "metrics | one record in steps | predicted overhead |", "|---|---|---|---|---|---|---|"]
-    why = {}
+    why = {"default": TODO, other: TODO}
     for k, c in cost.items():
         rec_s = c["evaluate_s"] + c["write_s"]
         predicted = 100 * (c["records"] - 2) * rec_s / (c["steps"] * c["step_s"])
@@ -542,7 +547,7 @@ def bench_metrics(opts: Opts) -> Section:
                        + ") or fewer.")
         else:
             why[k] += f"; the remaining overhead is not in the records themselves: {TODO}."
-    sec.extra = "\n".join(lines)
+    sec.extra = "\n".join(lines) if cost else ""
     sec.targets = [
         Target(f"metrics overhead, default metrics (ntk={str(base.metrics.ntk).lower()})",
                over["default"], "<=", 5, unit="%", why_miss=why["default"]),
@@ -636,7 +641,7 @@ def bench_report(opts: Opts) -> Section:
         header=["median", "all runs"], rows=[[f"{med:.2f} s", _list(times)]],
         commands=[_shell(args)])
     target = Target(f"bncli report on {n} runs", med, "<", 10, unit=" s", why_miss=TODO)
-    if target.status == "MISS":  # evidence: where one in-process report spends its time
+    if target.status == "MISS" and not opts.quick:  # evidence: where the time goes
         prof, cmd = _worker("report-profile", {"paths": [str(root / "runs")],
                                                "out": str(root / "out-profile")}, {})
         share = prof["savefig_s"] / prof["total_s"]
