@@ -304,10 +304,10 @@ def _finish(batch: Batch, host_state, i: int, status: str, steps_done: int) -> N
         "final": _final_record(run),
     }
     rd.write_json(run.file(rd.SUMMARY), summary)
-    run.set_status(status, step=steps_done, steps=member.cfg.steps,
-                   diverged_step=summary["diverged_step"])
     if run.file(rd.CHECKPOINT).exists():
         run.file(rd.CHECKPOINT).unlink()
+    run.set_status(status, step=steps_done, steps=member.cfg.steps,  # the last write
+                   diverged_step=summary["diverged_step"])
 
 
 def train_batch(members: list[Member], progress=None) -> list[str]:
