@@ -121,6 +121,9 @@ def train(
             progress.close()
             _say(f"{path}: interrupted ({exc}); run the same command to resume")
             raise typer.Exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            member.run.set_status("failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+            raise
         finally:
             progress.close()
             lock.release()
