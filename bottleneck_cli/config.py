@@ -218,19 +218,24 @@ def register_schema() -> None:
     ConfigStore.instance().store(name="bncli_schema", node=Config)
 
 
-def search_path_overrides(config_dirs: list[str]) -> list[str]:
-    """Hydra overrides that add user config folders (``--config-dir`` or $BNCLI_CONFIG_DIR)."""
+def user_config_dirs(config_dirs) -> list[str]:
+    """User config folders: ``--config-dir`` ones, then $BNCLI_CONFIG_DIR's; all must exist."""
     dirs = list(config_dirs)
     env = os.environ.get(USER_CONFIG_ENV)
     if env:
         dirs.extend(d for d in env.split(os.pathsep) if d)
-    if not dirs:
-        return []
     for d in dirs:
         if not Path(d).is_dir():
             raise ConfigError(f"config folder {d!r} does not exist")
-    paths = ",".join(f"file://{Path(d).resolve()}" for d in dirs)
-    return [f"hydra.searchpath=[{paths}]"]
+    return [str(Path(d).resolve()) for d in dirs]
+
+
+def search_path_overrides(config_dirs: list[str]) -> list[str]:
+    """Hydra overrides that add user config folders (``--config-dir`` or $BNCLI_CONFIG_DIR)."""
+    dirs = user_config_dirs(config_dirs)
+    if not dirs:
+        return []
+    return ["hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs) + "]"]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -254,7 +259,7 @@ def compose(overrides: list[str], config_dirs: list[str] = (), config_name: str 
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
 
     register_schema()
     extra = search_path_overrides(list(config_dirs))
@@ -268,25 +273,9 @@ def compose(overrides: list[str], config_dirs: list[str] = (), config_name: str 
         GlobalHydra.instance().clear()
     OmegaConf.set_readonly(cfg, False)
     # Drop Hydra's own node: the run config is ours alone.
-    with _open_struct(cfg):
+    with open_dict(cfg):
         cfg.pop("hydra", None)
     return cfg
-
-
-class _open_struct:
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    def __enter__(self):
-        from omegaconf import OmegaConf
-
-        self.was = OmegaConf.is_struct(self.cfg)
-        OmegaConf.set_struct(self.cfg, False)
-
-    def __exit__(self, *exc):
-        from omegaconf import OmegaConf
-
-        OmegaConf.set_struct(self.cfg, self.was)
 
 
 def load(overrides: list[str], config_dirs: list[str] = ()):

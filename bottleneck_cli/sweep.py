@@ -59,12 +59,12 @@ def _config_loader(config_dirs):
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.utils import create_config_search_path
 
-    from .config import register_schema
+    from .config import register_schema, user_config_dirs
 
     register_schema()
     search = create_config_search_path(str(CONFIG_DIR))
-    for d in config_dirs:
-        search.append("user", f"file://{Path(d).resolve()}")
+    for d in user_config_dirs(config_dirs):
+        search.append("user", f"file://{d}")
     return ConfigLoaderImpl(config_search_path=search)
 
 
