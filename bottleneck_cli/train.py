@@ -12,8 +12,6 @@ marked diverged while its batch-mates train on.
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import rundir as rd
+from .stopflag import StopFlag
 
 
 class Interrupted(Exception):
@@ -58,31 +57,6 @@ def boundaries(cfg, start: int) -> list[int]:
     marks.update(range(0, steps + 1, max(1, steps // 100)))
     marks.add(steps)
     return sorted(m for m in marks if start < m <= steps)
-
-
-# ---------------------------------------------------------------- graceful stop
-class StopFlag:
-    """Set by SIGINT/SIGTERM; the training loop checks it between chunks."""
-
-    def __init__(self):
-        self.signal = None
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.signal = signum
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-    def __bool__(self):
-        return self.signal is not None
 
 
 # ---------------------------------------------------------------- the batch trainer
