@@ -1,30 +1,73 @@
-"""Graceful stop: SIGINT/SIGTERM set a flag that the training loop checks between chunks."""
+"""Graceful stop: SIGINT/SIGTERM set a flag that the training loop checks between chunks.
+
+Under submitit (``hydra/launcher=submitit_slurm`` or ``submitit_local``) the preemption
+signal (SIGUSR2, or ``SIG$SUBMITIT_PREEMPT_SIGNAL``) is caught too, but only while
+submitit's Python handler is installed for it: the loop checkpoints and stops as for
+SIGTERM, and on leaving the context the signal is re-delivered so that submitit's
+handler runs and requeues the job, which then resumes from the checkpoints.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 
 
+def preempt_signal() -> signal.Signals | None:
+    """The signal submitit treats as preemption/timeout (as submitit reads it), or None."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2").upper()
+    return getattr(signal, name if name.startswith("SIG") else "SIG" + name, None)
+
+
+def _python_handler(handler) -> bool:
+    """A handler installed from Python (submitit's), not a default or ignore."""
+    return callable(handler) and handler is not signal.default_int_handler
+
+
 class StopFlag:
-    """Set by SIGINT/SIGTERM; the training loop checks it between chunks."""
+    """Set by SIGINT/SIGTERM (and a chained preemption signal); the training loop checks
+    it between chunks. Leaving the context restores the previous handlers."""
 
     def __init__(self):
         self.signal = None
+        self.preempted = False  # the chained preemption signal arrived
         self._old = {}
+        self._chained = None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            pre = preempt_signal()
+            for sig in (signal.SIGINT, signal.SIGTERM, pre):
+                if sig is None or sig in self._old:
+                    continue
+                if sig == pre and not _python_handler(signal.getsignal(sig)):
+                    continue  # no submitit: leave the preemption signal alone
                 self._old[sig] = signal.signal(sig, self._handle)
+            if pre in self._old and _python_handler(self._old[pre]):
+                self._chained = pre
         return self
 
     def _handle(self, signum, frame):
         self.signal = signum
+        if signum == self._chained:
+            self.preempted = True
 
     def __exit__(self, *exc):
+        """Restore the handlers; re-deliver a caught preemption signal to its handler
+        (submitit's handler checkpoints the delayed job, requeues it and exits). If the
+        handler declines with an error (e.g. timed out more than ``max_num_timeout``),
+        the stop goes on as for SIGTERM, so members stay interrupted, never failed."""
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+        self._old = {}
+        if self.preempted:
+            self.preempted = False
+            try:
+                signal.raise_signal(self._chained)
+            except Exception as err:
+                print(f"[bncli] not requeued: {err}", file=sys.stderr, flush=True)
 
     def __bool__(self):
         return self.signal is not None
