@@ -92,6 +92,7 @@ class CheckpointConfig:
 @dataclass
 class SweepConfig:
     max_members: int = 64  # members per compiled program; larger groups are split
+    cpu_threads: int = 0  # CPU only: members trained side by side in threads (0: one per core)
     grid: dict[str, Any] = field(default_factory=dict)  # preset sweep axes: key -> "v1,v2"
 
 
@@ -168,6 +169,7 @@ RANGES = [
     ("metrics.ntk_samples", lambda v: v >= 1, "must be >= 1"),
     ("checkpoint.every", lambda v: v >= 1, "must be >= 1"),
     ("sweep.max_members", lambda v: v >= 1, "must be >= 1"),
+    ("sweep.cpu_threads", lambda v: v >= 0, "must be >= 0"),
 ]
 
 

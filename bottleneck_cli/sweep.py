@@ -276,9 +276,12 @@ def run_members(members: list[PlannedMember], root: Path, progress=None,
             except Exception as exc:  # one failing job must not take the sweep down
                 msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 statuses = []
-                for _, mem in todo:
-                    mem.run.set_status("failed", error=msg)
-                    statuses.append("failed")
+                for _, mem in todo:  # members that finished beside the failure stay so
+                    status = mem.run.status()["status"]
+                    if status not in rd.DONE:
+                        status = "failed"
+                        mem.run.set_status(status, error=msg)
+                    statuses.append(status)
             for (m, _), s in zip(todo, statuses):
                 result[m.name] = s
     finally:

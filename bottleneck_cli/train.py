@@ -11,9 +11,13 @@ marked diverged while its batch-mates train on.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +61,43 @@ def boundaries(cfg, start: int) -> list[int]:
     marks.update(range(0, steps + 1, max(1, steps // 100)))
     marks.add(steps)
     return sorted(m for m in marks if start < m <= steps)
+
+
+# ---------------------------------------------------------------- compiled programs
+class Program:
+    """A jitted function shared by every batch of one shape. Its first call (trace and
+    compile) holds a lock, so lanes training side by side compile it once."""
+
+    def __init__(self, fn):
+        self.fn, self.lock, self.ready = fn, threading.Lock(), False
+
+    def __call__(self, *args):
+        if self.ready:
+            return self.fn(*args)
+        with self.lock:
+            out = self.fn(*args)
+            self.ready = True
+        return out
+
+
+_PROGRAMS: dict[str, tuple[Program, Program]] = {}
+
+
+def _program_key(cfg, info, data: dict, n: int) -> str:
+    """Everything the compiled step and evaluation depend on: the config keys they
+    read (not lr, lam or seed, which are traced), the data's shapes, the batch size."""
+    import jax
+    from omegaconf import OmegaConf
+
+    model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()
+             if k != "init_scale"}  # acts on the host only
+    parts = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("optim", "metrics")}
+    return json.dumps({
+        "depth": cfg.depth, "width": cfg.width, "steps": cfg.steps, "dtype": cfg.dtype,
+        "model": model, **parts, "members": n, "backend": jax.default_backend(),
+        "data": {k: list(np.shape(v)) for k, v in data.items()},
+        "loss": info.loss, "classification": info.classification, "n_test": info.n_test,
+    }, sort_keys=True, default=str)
 
 
 # ---------------------------------------------------------------- the batch trainer
@@ -122,8 +163,11 @@ class Batch:
         self.state = jax.tree_util.tree_map(jnp.asarray, self.state)
         self.data = {k: jnp.asarray(v) for k, v in self.data.items()}
         self.hyper = {k: jnp.asarray(v) for k, v in self.hyper.items()}
-        self._chunk = jax.jit(self._make_chunk(), donate_argnums=0)
-        self._evaluate = jax.jit(self._make_evaluate())
+        key = _program_key(cfg, self.data_info, self.data, n)
+        if key not in _PROGRAMS:
+            _PROGRAMS[key] = (Program(jax.jit(self._make_chunk(), donate_argnums=0)),
+                              Program(jax.jit(self._make_evaluate())))
+        self._chunk, self._evaluate = _PROGRAMS[key]
 
     # ---- checkpoint arrays (one member) ------------------------------------
     def _restore(self, starts: list[dict]) -> None:
@@ -284,10 +328,11 @@ def _finish(batch: Batch, host_state, i: int, status: str, steps_done: int) -> N
                    diverged_step=summary["diverged_step"])
 
 
-def train_batch(members: list[Member], progress=None) -> list[str]:
+def train_batch(members: list[Member], progress=None, stop: StopFlag | None = None) -> list[str]:
     """Train a batch of same-shape members to their final step; return their statuses.
 
-    Raises ``Interrupted`` (after checkpointing every member) on SIGINT/SIGTERM.
+    Raises ``Interrupted`` (after checkpointing every member) on SIGINT/SIGTERM, watched
+    by ``stop`` when given (lanes in threads share the main thread's flag).
     """
     import jax
 
@@ -303,7 +348,7 @@ def train_batch(members: list[Member], progress=None) -> list[str]:
         progress.start_batch([m.run.path.name for m in members], start, cfg.steps)
     t0 = time.perf_counter() - batch.elapsed.max(initial=0.0)
 
-    with StopFlag() as stop:
+    with (nullcontext(stop) if stop is not None else StopFlag()) as stop:
         if start == 0:
             _record(batch, 0, statuses)
         for b in boundaries(cfg, start):
@@ -389,20 +434,53 @@ def configure_jax(float64: bool) -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
+def cpu_lanes(cfg, n_batches: int) -> int:
+    """How many batches train side by side in threads: on the CPU one per usable core
+    (``sweep.cpu_threads`` overrides), since a small net's step keeps one core busy and
+    ``vmap`` over members gains little there; elsewhere 1 (the GPU gains from ``vmap``)."""
+    import jax
+
+    if n_batches < 2 or jax.default_backend() != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cfg.sweep.cpu_threads or cores or 1, n_batches))
+
+
 def train_members(members: list[Member], progress=None) -> list[str]:
-    """Train members of one shape, resuming each from its checkpoint; batches are
-    formed of members at the same start step, at most ``sweep.max_members`` each."""
+    """Train members of one shape, resuming each from its checkpoint.
+
+    Batches are formed of members at the same start step, at most ``sweep.max_members``
+    each, and run one after another as vmapped programs. On a multi-core CPU the
+    members instead train one per batch in ``cpu_lanes`` threads; every batch of one
+    shape reuses one compiled program either way."""
     configure_jax(any(m.cfg.dtype == "float64" for m in members))
     for m in members:
         m.start = load_start(m.run)
     by_start: dict[int, list[int]] = {}
     for i, m in enumerate(members):
         by_start.setdefault(int(m.start["step"]) if m.start else 0, []).append(i)
-    statuses = [""] * len(members)
     cap = members[0].cfg.sweep.max_members if members else 1
-    for idx in by_start.values():
-        for j in range(0, len(idx), cap):
-            part = idx[j:j + cap]
-            for i, s in zip(part, train_batch([members[i] for i in part], progress)):
+    parts = [idx[j:j + cap] for idx in by_start.values() for j in range(0, len(idx), cap)]
+    lanes = cpu_lanes(members[0].cfg, len(members)) if members else 1
+    if lanes > 1:
+        parts = [[i] for i in range(len(members))]
+    statuses = [""] * len(members)
+    with StopFlag() as stop:
+        def run(part):
+            if stop:
+                raise Interrupted(f"stopped by signal {stop.signal} before starting")
+            for i, s in zip(part, train_batch([members[i] for i in part], progress, stop)):
                 statuses[i] = s
+
+        if lanes == 1:
+            for part in parts:
+                run(part)
+        else:
+            with ThreadPoolExecutor(lanes, thread_name_prefix="bncli-lane") as pool:
+                futures = [pool.submit(run, part) for part in parts]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            if errors:  # a stop wins: failed members are then resumed, not lost
+                raise next((e for e in errors if isinstance(e, Interrupted)), errors[0])
+        if stop:  # arrived as the last batch ended: every member is saved; stop the caller
+            raise Interrupted(f"stopped by signal {stop.signal} after training")
     return statuses

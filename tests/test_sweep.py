@@ -52,8 +52,11 @@ def test_grouping_batches_shape_preserving_members_only(in_tmp):
     assert not (in_tmp / "runs").exists()  # planning writes nothing
 
 
-def test_batched_member_equals_the_same_member_trained_alone(tmp_path):
-    cfgs = [load(SMALL + ["depth=3", f"lr={lr}", f"seed={s}"]) for lr, s in [(0.01, 0), (0.02, 1)]]
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batched_member_equals_the_same_member_trained_alone(tmp_path, threads):
+    """threads=1: one vmapped program; 2: CPU lanes sharing one compiled program."""
+    cfgs = [load(SMALL + ["depth=3", f"lr={lr}", f"seed={s}", f"sweep.cpu_threads={threads}"])
+            for lr, s in [(0.01, 0), (0.02, 1)]]
     together = [prepare(tmp_path / f"b{i}", c, []) for i, c in enumerate(cfgs)]
     assert train_members(together) == ["finished", "finished"]
     alone = prepare(tmp_path / "alone", cfgs[1], [])

@@ -301,12 +301,15 @@ def test_divergence_through_cli(in_tmp):
     assert run.read_metrics() == records
 
 
-def test_diverged_member_does_not_disturb_its_batch_mate(tmp_path):
-    ok = make(tmp_path / "ok", DIV + ["lr=0.05"])
-    bad = make(tmp_path / "bad", DIV + ["lr=1e3"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_diverged_member_does_not_disturb_its_batch_mate(tmp_path, threads):
+    """threads=1: one vmapped batch of two; 2: two CPU lanes side by side."""
+    lanes = [f"sweep.cpu_threads={threads}"]
+    ok = make(tmp_path / "ok", DIV + ["lr=0.05"] + lanes)
+    bad = make(tmp_path / "bad", DIV + ["lr=1e3"] + lanes)
     rec = Recorder()
     assert train_members([ok, bad], rec) == ["finished", "diverged"]
-    assert rec.starts == [0]  # one batch of two
+    assert rec.starts == [0] * threads  # one batch of two, or one batch per lane
     alone = make(tmp_path / "alone", DIV + ["lr=0.05"])
     assert train_members([alone]) == ["finished"]
 
