@@ -82,6 +82,8 @@ class MetricsConfig:
     ntk: bool = False  # NTK trace and top eigenvalue (costs ~40 steps per record; presets enable it)
     ntk_samples: int = 128  # the NTK uses the first this many training inputs
     jacobian_samples: int = 8  # inputs at which the Jacobian is evaluated (0 = off)
+    neuron_cos: float = 0.99  # distinct neuron directions: two with this cosine count once
+    neuron_active: float = 0.01  # active: output term above this fraction of the layer's largest
 
 
 @dataclass
@@ -167,6 +169,8 @@ RANGES = [
     ("metrics.max_samples", lambda v: v >= 1, "must be >= 1"),
     ("metrics.jacobian_samples", lambda v: v >= 0, "must be >= 0"),
     ("metrics.ntk_samples", lambda v: v >= 1, "must be >= 1"),
+    ("metrics.neuron_cos", lambda v: -1 <= v <= 1, "must be in [-1, 1]"),
+    ("metrics.neuron_active", lambda v: v >= 0, "must be >= 0"),
     ("checkpoint.every", lambda v: v >= 1, "must be >= 1"),
     ("sweep.max_members", lambda v: v >= 1, "must be >= 1"),
     ("sweep.cpu_threads", lambda v: v >= 0, "must be >= 0"),

@@ -337,3 +337,122 @@ def vs_depth(df: pd.DataFrame, metrics: Sequence[tuple[str, str]], title: str):
         axes[0, 0].legend(loc="best")
     fig.suptitle(title + " (mean ± std over seeds)", fontsize=10)
     return fig
+
+
+# ---- closed form beside the measured norm (linear nets) --------------------------
+@ps.styled
+def closed_form(points: pd.DataFrame, keys: str):
+    """Measured ||θ||² against the Schatten-2/L closed form L·Σ s_i^(2/L) (SCIENCE.md §4).
+
+    ``points``: one row per finished linear run: setting (swept values as text), norm,
+    closed (of the trained end-to-end matrix M), target (of the target A, may be NaN).
+    Left: one point per run with the line y = x (no net computing M lies below it; on it:
+    a balanced minimum). Right: per setting (mean over seeds), the three as bars."""
+    settings = list(dict.fromkeys(points["setting"]))
+    right = 0.3 + 0.062 * max([len(s) for s in settings] + [len(keys) // 2, 8])  # tick labels
+    fig, axes = ps.panels(1, 2, w=3.9, h=max(2.9, 0.32 * len(settings) + 1.0), right=right)
+    ax = axes[0, 0]
+    colors = ps.cat_colors(settings)
+    for setting, g in points.groupby("setting", sort=False):
+        ax.plot(g["closed"], g["norm"], "o", color=colors[setting], label=setting or "all runs")
+    vals = np.r_[points["closed"], points["norm"]]
+    lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
+    log = lo > 0 and hi / lo > 20
+    pad = 0.06 * (hi - lo) or 0.5
+    ends = np.array([lo / 1.2, hi * 1.2]) if log else np.array([lo - pad, hi + pad])
+    ax.plot(ends, ends, "k--", lw=1, label="y = x (balanced minimum)", zorder=0)
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ps.plain_log(ax.xaxis, ax.yaxis)
+        if hi / lo > 200:  # decades only, or the 1-2-5 labels collide
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_locator(mticker.LogLocator(numticks=6))
+    else:
+        ps.sparse(ax)
+    ax.set_xlabel("closed form L·Σ s_i(M)^(2/L) of the trained M")
+    ax.set_ylabel("measured ||θ||²")
+    ax.set_title("measured norm against its lower bound")
+    # points lie on or above y = x: the lower right stays empty for the legend
+    ax.legend(loc="lower right", title=keys or None, ncol=1 if len(settings) <= 6 else 2)
+
+    ax = axes[0, 1]
+    mean = points.groupby("setting", sort=False)[["norm", "closed", "target"]].mean()
+    y = np.arange(len(mean))
+    bars = [("norm", "measured ||θ||²", "0.35"), ("closed", "closed form, trained M", "C0"),
+            ("target", "closed form, target A", "C1")]
+    bars = [b for b in bars if mean[b[0]].notna().any()]
+    h = 0.8 / len(bars)
+    for k, (col, lab, c) in enumerate(bars):
+        ax.barh(y + (k - (len(bars) - 1) / 2) * h, mean[col], height=h, color=c, label=lab)
+    ax.set_yticks(y, [s or "all runs" for s in mean.index])
+    ax.yaxis.tick_right()  # setting labels in the right margin, clear of the left panel
+    ax.yaxis.set_label_position("right")
+    ax.invert_yaxis()
+    ax.set_ylabel(keys or "setting")
+    ax.set_xlabel("||θ||²")
+    ax.set_title("per setting (mean over seeds)")
+    ax.legend(loc="best")
+    ax.xaxis.set_major_locator(mticker.MaxNLocator(nbins=4))
+    fig.suptitle("parameter norm and the Schatten-2/L closed form (SCIENCE.md §4), "
+                 "finished linear runs", fontsize=10)
+    return fig
+
+
+# ---- distinct active neuron directions against width ------------------------------
+@ps.styled
+def neurons_vs_width(df: pd.DataFrame, teacher: float | None = None, max_panels: int = 2):
+    """The sparsity figure (arXiv 2205.15809): final loss against width, and per setting the
+    distinct active neuron directions of each hidden layer (solid; dotted: active neurons)
+    against width, with y = width (every neuron distinct) and the teacher's width.
+
+    ``df`` columns: setting, width, metric (neurons, active, loss/fit, loss/test), layer,
+    mean, std (over seeds)."""
+    settings = list(dict.fromkeys(df["setting"]))
+    panels_ = settings[:max_panels]
+    fig, axes = ps.panels(1, 1 + len(panels_), w=3.4, h=2.9)
+    widths = np.sort(df["width"].unique())
+    colors = ps.cat_colors(settings)
+    ax = axes[0, 0]
+    for setting in panels_:
+        for metric, style in (("loss/fit", "-"), ("loss/test", "--")):
+            g = df[(df["setting"] == setting) & (df["metric"] == metric)].sort_values("width")
+            if len(g):
+                ax.errorbar(g["width"], g["mean"], yerr=g["std"].fillna(0), fmt="o" + style,
+                            color=colors[setting], capsize=2,
+                            label=f"{setting + ': ' if setting else ''}{metric}")
+    ax.set_ylabel("final loss (solid: fit, dashed: test)")
+    ax.set_title("loss against width")
+    if (df.loc[df["metric"].str.startswith("loss"), "mean"] > 0).all():
+        ax.set_yscale("log")
+        ps.plain_log(ax.yaxis)
+    ax.legend(loc="best")
+    for j, setting in enumerate(panels_, 1):
+        ax = axes[0, j]
+        sub = df[df["setting"] == setting]
+        layers = sorted(sub.loc[sub["metric"] == "neurons", "layer"].unique())
+        lcol = {l: c for l, c in zip(layers, ps.seq_colors(layers).values())}
+        ax.plot(widths, widths, ":", color="0.6", lw=1, label="width (all distinct)")
+        if teacher:
+            ax.axhline(teacher, color="k", ls="--", lw=1, label=f"teacher width {teacher:g}")
+        for l in layers:
+            for metric, style, lab in (("neurons", "o-", f"distinct, layer {l}"),
+                                       ("active", "s:", f"active, layer {l}")):
+                g = sub[(sub["metric"] == metric) & (sub["layer"] == l)].sort_values("width")
+                ax.errorbar(g["width"], g["mean"], yerr=g["std"].fillna(0), fmt=style,
+                            color=lcol[l], capsize=2, ms=5 if metric == "active" else 3,
+                            mfc="none" if metric == "active" else lcol[l], label=lab)
+        ax.set_ylabel("neurons")
+        ax.set_title("distinct active neuron directions" + (f"\n{setting}" if setting else ""))
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="best", ncol=1 if len(layers) <= 2 else 2)
+    for ax in axes.flat:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(widths if len(widths) <= 10 else widths[:: math.ceil(len(widths) / 8)])
+        ax.xaxis.set_major_formatter(mticker.FuncFormatter(ps.g))
+        ax.xaxis.set_minor_locator(mticker.NullLocator())
+        ax.set_xlabel("width")
+    more = f" ({len(panels_)} of {len(settings)} settings)" if len(settings) > len(panels_) else ""
+    fig.suptitle("sparsity against width: mean ± std over seeds, finished runs" + more,
+                 fontsize=10)
+    return fig

@@ -35,6 +35,8 @@ from .report_yaml import load_config_text
 __all__ = ["ReportError", "ReportResult", "Run", "build_report", "config_frame",
            "load_config_text", "load_runs", "print_summary", "swept_keys"]  # + bench_report
 MAX_HTML_ROWS = 300
+# Terminal-table columns shown where the runs have them (report_tables adds them only then).
+EXTRA_COLUMNS = ["norm", "closed_form", "closed_form_target", "distinct_neurons"]
 
 
 @dataclass
@@ -241,12 +243,14 @@ def print_summary(result: ReportResult, console, max_rows: int = 15) -> None:
         df = result.by_setting
         cols = [k for k in result.swept if k != "seed"] + [
             "runs", "finished", "loss_mean", "test_loss_mean", "norm_per_L_mean",
-            "bottleneck_rank_mean"]
+            "bottleneck_rank_mean"] + [f"{c}_mean" for c in EXTRA_COLUMNS]
     else:
         df = s
         cols = ["run", "status"] + [k for k in result.swept if k != "seed" and k in s][:4] + \
-            ["loss", "test_loss", "norm_per_L", "bottleneck_rank"]
+            ["loss", "test_loss", "norm_per_L", "bottleneck_rank"] + EXTRA_COLUMNS
     cols = [c for c in cols if c in df.columns]
+    if not any(c.startswith("closed_form") for c in cols):  # norm only beside the closed form
+        cols = [c for c in cols if c not in ("norm", "norm_mean")]
     table = Table(title=Text(title), title_justify="left")
     for c in cols:
         left = c in ("run", "status")

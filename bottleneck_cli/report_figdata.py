@@ -1,5 +1,6 @@
 """Aggregates that the sweep figures draw, from the in-memory tables (no file reads):
-per-layer profiles, final metrics against depth, training curves, phase-diagram grids.
+per-layer profiles, final metrics against depth or width, training curves, phase-diagram
+grids, and measured norms beside their closed forms.
 Seeds are aggregated here (mean and spread), so figure lines are settings."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .report_format import label
+from .report_format import fmt, label
 from .report_tables import layer_cols
 
 CURVES = [  # rows of the training-curve figure: (y label, log y, [(metric, line style)])
@@ -125,3 +126,47 @@ def phase(info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame, grid: tup
     note = f"mean over up to {n} finished runs per cell; × = none finished" if n > 1 else \
         "× = run not finished"
     return table, note
+
+
+def closed_form_points(runs, info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame,
+                       swept: list[str]) -> tuple[pd.DataFrame, str]:
+    """Finished linear runs with a trained closed form (``report_closed``): columns setting
+    (the swept values but seed, as text), norm (measured ||θ||²), closed (L·Σ s_i(M)^(2/L)
+    of the trained M), target (the same for the target A; NaN if unknown). Also the names
+    of the swept keys that the setting text lists."""
+    keys = [k for k in swept if k != "seed"]
+    norm = pd.to_numeric(finals["norm/total"], errors="coerce") if "norm/total" in finals \
+        else pd.Series(np.nan, index=finals.index)
+    rows = []
+    for i, r in enumerate(runs):
+        if info.at[i, "finished"] and "closed_form" in r.closed and np.isfinite(norm.iloc[i]):
+            rows.append({"setting": ", ".join(fmt(cfg.at[i, k]) for k in keys),
+                         "norm": float(norm.iloc[i]), "closed": r.closed["closed_form"],
+                         "target": r.closed.get("closed_form_target", np.nan)})
+    return pd.DataFrame(rows, columns=["setting", "norm", "closed", "target"]), ", ".join(keys)
+
+
+def vs_width(info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame,
+             swept: list[str]) -> pd.DataFrame:
+    """Final neuron counts per hidden layer (``neurons``, ``active``; layer l) and losses
+    (``loss/fit``, ``loss/test``; layer 0) of finished runs against width: mean and std over
+    seeds per (setting without width and seed, width)."""
+    fin = info.index[info["finished"]]
+    width = pd.to_numeric(cfg["width"], errors="coerce") if "width" in cfg else None
+    cols = ["setting", "width", "metric", "layer", "mean", "std"]
+    if width is None or not len(fin):
+        return pd.DataFrame(columns=cols)
+    others = [k for k in swept if k not in ("width", "seed")]
+    setting = [label({k: cfg.at[i, k] for k in others}) for i in fin]
+    series = [(fam, c, layer) for fam in ("neurons", "active")
+              for c, layer in layer_cols(finals, f"{fam}/Z")]
+    series += [(k, k, 0) for k in ("loss/fit", "loss/test") if k in finals]
+    parts = []
+    for metric, col, layer in series:
+        d = pd.DataFrame({"setting": setting, "width": width[fin].to_numpy(),
+                          "value": pd.to_numeric(finals.loc[fin, col], errors="coerce").to_numpy()})
+        g = d.dropna().groupby(["setting", "width"], sort=False)["value"].agg(
+            ["mean", "std"]).reset_index()
+        g["metric"], g["layer"] = metric, layer
+        parts.append(g)
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)

@@ -18,12 +18,12 @@ from . import report_figdata as fd
 from . import report_spectra as sp
 from .report_format import pm
 from .report_load import ReportError, Run
-from .report_tables import LAYER_KEY
+from .report_tables import LAYER_KEY, layer_cols
 
 # Rough drawing cost (panels) of the aggregate figures: the costly ones are handed to the
 # workers first, so that none is left running alone at the end.
 COST = {"training_curves": 6, "rank_profile": 3, "near_one_profile": 3,
-        "nonlinearity_profile": 3, "near_one_rest": 3}
+        "nonlinearity_profile": 3, "near_one_rest": 3, "neurons_vs_width": 3}
 EXTRAS = [  # figures of later issues, drawn when their metrics exist: (stem, title, labels)
     ("ntk_vs_depth", "NTK trace against depth",
      {"ntk/trace_per_nl": "Tr Θ / (N·L)", "ntk/max_eig": "λ_max(Θ)"}),
@@ -155,6 +155,8 @@ def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
                     [(k, labels[k]) for k in present], title)))
         else:
             skipped.append(f"{title.lower()}: needs a depth sweep ({sweep_note})")
+    _closed_form_figure(runs, info, cfg, finals, swept, figs, skipped)
+    _neurons_figure(info, cfg, finals, swept, figs, skipped)
     nonlin = fd.profile(info, finals, "nonlin/Z")
     if len(nonlin):
         figs.append(Fig(
@@ -163,6 +165,48 @@ def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
             "nonlinearity matters at the ends and vanishes in the bottleneck.",
             job("layer_profiles", nonlin, "nonlinearity impact", "nonlinearity impact")))
     return figs, skipped
+
+
+def _closed_form_figure(runs, info, cfg, finals, swept, figs, skipped) -> None:
+    """Measured ||θ||² beside the Schatten-2/L closed form, for finished linear runs."""
+    points, keys = fd.closed_form_points(runs, info, cfg, finals, swept)
+    if not len(points):
+        if any(r.closed for r in runs):
+            skipped.append("closed form beside ||θ||²: needs params.npz of finished linear runs")
+        return
+    ratio = (points["norm"] / points["closed"]).median()
+    figs.append(Fig(
+        "closed_form", "Parameter norm against the Schatten-2/L closed form",
+        "Measured ||θ||² (norm/total) against L·Σ_i s_i(M)^(2/L), the smallest ||θ||² of any "
+        "depth-L linear net computing the trained end-to-end matrix M = W_1⋯W_L (from "
+        "params.npz; SCIENCE.md §4). Points lie on or above y = x; on it the layers are "
+        "balanced. Bars: per setting (mean over seeds), with the same closed form for the "
+        f"target A where the task has one. Median ||θ||² / closed form: {ratio:.3g}.",
+        job("closed_form", points, keys)))
+
+
+def _neurons_figure(info, cfg, finals, swept, figs, skipped) -> None:
+    """Distinct active neuron directions (and the loss) against width, for width sweeps."""
+    if not layer_cols(finals, "neurons/Z"):
+        return
+    df = fd.vs_width(info, cfg, finals, swept)
+    if df.loc[df["metric"] == "neurons", "width"].nunique() < 2:
+        skipped.append("distinct neuron directions against width: needs finished runs at "
+                       "≥ 2 widths")
+        return
+    teacher = None
+    if {"task.name", "task.hidden"} <= set(cfg.columns) \
+            and set(cfg["task.name"].dropna()) == {"teacher"} and cfg["task.hidden"].nunique() == 1:
+        teacher = float(cfg["task.hidden"].iloc[0])
+    figs.append(Fig(
+        "neurons_vs_width", "Distinct active neuron directions against width",
+        "Final training (solid) and test (dashed) loss against width, and per hidden layer the "
+        "number of distinct active neuron directions (solid: neurons/Z_l, active neurons whose "
+        "incoming (weights, bias) vectors have cosine ≥ 0.99 count once; dotted: active "
+        "neurons; docs/metrics.md), mean ± std over seeds (arXiv 2205.15809: with weight decay "
+        "the effective width plateaus near the teacher's width"
+        + (f", {teacher:g} here" if teacher else "") + ").",
+        job("neurons_vs_width", df, teacher)))
 
 
 def _phase_figure(info, cfg, finals, swept, grid, metric, figs, skipped) -> None:

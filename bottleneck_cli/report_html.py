@@ -34,6 +34,15 @@ pre{background:#f6f8fa;padding:.7em;overflow:auto;font-size:12px;max-height:420p
 """
 
 
+COLUMN_NOTES = {  # explained under the summary table when the column is there
+    "closed_form": "closed_form: L·Σ s_i(M)^(2/L), the smallest ||θ||² of a depth-L linear "
+                   "net computing the trained end-to-end matrix M (SCIENCE.md §4); "
+                   "closed_form_target: the same for the target A.",
+    "distinct_neurons": "distinct_neurons: distinct active neuron directions, the largest "
+                        "over hidden layers (neurons_Z: per layer; docs/metrics.md).",
+}
+
+
 def _e(text) -> str:
     return html.escape(str(text), quote=True)
 
@@ -88,7 +97,9 @@ def render(*, title: str, runs: int, counts: dict, swept: Sequence[str], summary
     parts.append("<p class=meta>Final values. bottleneck_rank: median centered rank of the "
                  "middle representations (bottleneck_rank_unc: uncentered); near_one: median "
                  "near-one count of the middle weights; ranks_Z / ranks_W: per-layer ranks of "
-                 "Z_l (centered) and W_l.</p>")
+                 "Z_l (centered) and W_l." + "".join(
+                     f" {_e(note)}" for col, note in COLUMN_NOTES.items()
+                     if col in summary.columns) + "</p>")
     parts.append(table(summary, max_rows))
     if by_setting is not None:
         parts.append('<h2 id="settings">Seeds aggregated (mean and std over finished runs)</h2>')

@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from . import rundir as rd
+from .report_closed import closed_forms
 from .report_yaml import load_config_text
 
 
@@ -38,6 +39,7 @@ class Run:
     # (records, keys) float matrix of metrics.jsonl; NaN where a record lacks the key
     values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     problems: list = field(default_factory=list)
+    closed: dict = field(default_factory=dict)  # Schatten-2/L closed forms (report_closed)
 
 
 def discover(paths: Sequence[Path]) -> list[Path]:
@@ -128,6 +130,17 @@ def _fill_run(run: Run) -> None:
                                f"{run.step}/{run.steps}){err}")
     if run.status == "finished" and not len(run.values):
         run.problems.append("no metrics recorded")
+    _fill_closed(run)
+
+
+def _fill_closed(run: Run) -> None:
+    """The closed forms of a linear run; a damaged params.npz is a problem, not a failure."""
+    if not run.config:
+        return
+    try:
+        run.closed = closed_forms(run.path, run.config)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the report
+        run.problems.append(f"params.npz is damaged, closed form skipped ({type(exc).__name__})")
 
 
 def _summary(d: rd.RunDir, problems: list) -> dict:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .report_closed import COLUMNS
 from .report_format import fmt, label
 from .report_load import Run
 
@@ -31,6 +32,11 @@ SUMMARY_METRICS = {  # summary column -> metrics.jsonl key (docs/metrics.md)
     "near_one": "bottleneck/near_one",
 }
 SETTING_METRICS = ["loss", "test_loss", "norm", "norm_per_L", "bottleneck_rank"]
+OPTIONAL_METRICS = {  # columns added only when some run has them (docs/metrics.md)
+    "distinct_neurons": "neurons/max",
+}
+# Optional columns that the by-setting table also aggregates, where present.
+OPTIONAL_SETTING = ["closed_form", "closed_form_target", "distinct_neurons"]
 
 
 def _hashable(v: Any) -> Any:
@@ -100,8 +106,9 @@ def run_info(runs: list[Run], cfg: pd.DataFrame, swept: list[str]) -> pd.DataFra
 
 def summary_table(runs: list[Run], cfg: pd.DataFrame, finals: pd.DataFrame,
                   swept: list[str]) -> pd.DataFrame:
-    """One row per run: status, steps, swept parameters, final metrics, per-layer ranks;
-    sorted by the swept parameters, indexed by the run's position in ``runs``."""
+    """One row per run: status, steps, swept parameters, final metrics, per-layer ranks,
+    and where some run has them the closed forms (linear nets) and neuron counts; sorted
+    by the swept parameters, indexed by the run's position in ``runs``."""
     df = pd.DataFrame({
         "run": [r.name for r in runs],
         "status": [r.status for r in runs],
@@ -112,8 +119,14 @@ def summary_table(runs: list[Run], cfg: pd.DataFrame, finals: pd.DataFrame,
         df[k] = cfg[k].to_numpy()
     for col, key in SUMMARY_METRICS.items():
         df[col] = pd.to_numeric(finals[key], errors="coerce") if key in finals else np.nan
+    _add_closed_forms(df, runs)
+    for col, key in OPTIONAL_METRICS.items():
+        if key in finals and pd.to_numeric(finals[key], errors="coerce").notna().any():
+            df[col] = pd.to_numeric(finals[key], errors="coerce")
     df["ranks_Z"] = _per_layer_text(finals, "rank_c/Z")
     df["ranks_W"] = _per_layer_text(finals, "rank/W")
+    if layer_cols(finals, "neurons/Z"):
+        df["neurons_Z"] = _per_layer_text(finals, "neurons/Z")
     df["time_s"] = pd.to_numeric(finals["time"], errors="coerce") if "time" in finals else np.nan
     df["problem"] = ["; ".join(r.problems) for r in runs]
     order = [k for k in swept if df[k].notna().any()]
@@ -122,6 +135,16 @@ def summary_table(runs: list[Run], cfg: pd.DataFrame, finals: pd.DataFrame,
     except TypeError:  # mixed types in a swept column
         df = df.sort_values(["run"], kind="stable")
     return df
+
+
+def _add_closed_forms(df: pd.DataFrame, runs: list[Run]) -> None:
+    """``closed_form`` / ``closed_form_target`` (``report_closed``) after ``norm_per_L``,
+    when some run has them."""
+    at = list(df.columns).index("norm_per_L") + 1
+    for col in reversed(COLUMNS):
+        values = [r.closed.get(col, np.nan) for r in runs]
+        if np.isfinite(values).any():
+            df.insert(at, col, values)
 
 
 def by_setting_table(summary: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
@@ -134,7 +157,8 @@ def by_setting_table(summary: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
     counts = df.groupby("_key", sort=False).agg(runs=("run", "size"))
     counts["finished"] = fin.groupby("_key", sort=False)["run"].size().reindex(counts.index)
     counts["finished"] = counts["finished"].fillna(0).astype(int)
-    agg = fin.groupby("_key", sort=False)[SETTING_METRICS].agg(["mean", "std"])
+    metrics = SETTING_METRICS + [c for c in OPTIONAL_SETTING if c in df.columns]
+    agg = fin.groupby("_key", sort=False)[metrics].agg(["mean", "std"])
     agg.columns = [f"{m}_{s}" for m, s in agg.columns]
     first = (df.groupby("_key", sort=False)[keys].first() if keys
              else pd.DataFrame(index=counts.index))

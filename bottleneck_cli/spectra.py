@@ -9,7 +9,8 @@ Two layers, so that ``report`` can use the second without importing JAX:
       weight matrix (``W01``..), of every hidden representation Z_l / sqrt(N), uncentered
       (``Z01``..) and centered (``Zc01``..), plus the scalars that singular values cannot
       give: ``norm/Wxx``, ``balance/Wxx``, ``nonlin/Zxx``; and, as ``metrics_cfg`` asks,
-      the Jacobian spectra ``J`` and the ``ntk/*`` scalars.
+      the Jacobian spectra ``J`` and the ``ntk/*`` scalars; for ReLU nets the neuron counts
+      ``neurons/Zxx`` and ``active/Zxx`` (``neuron_metrics``, ``neuron_counts``).
       Same-shaped matrices are stacked and go through ONE batched SVD per shape.
     * ``ntk_trace`` (exact, generic, per-sample Jacobians in chunks), ``ntk_trace_mlp``
       (exact, fast, for ``FullyConnected``), ``ntk_max_eig`` (Lanczos on J J^T with
@@ -43,6 +44,12 @@ NTK_MAX_SAMPLES = 512
 NTK_ITERS = 20
 # Floats one chunk of per-sample Jacobians may hold in the generic ``ntk_trace``.
 _CHUNK_FLOATS = 1 << 24
+# Distinct neuron directions (``neuron_counts``): two active neurons are one direction when
+# the cosine of their incoming (weights, bias) vectors is at least NEURON_COS; a neuron is
+# active when its output term carries more than NEURON_ACTIVE times the layer's largest.
+# ``metrics.neuron_cos`` / ``metrics.neuron_active`` override them where the config has them.
+NEURON_COS = 0.99
+NEURON_ACTIVE = 0.01
 
 
 def _cfg(metrics_cfg, name: str):
@@ -54,6 +61,15 @@ def _cfg(metrics_cfg, name: str):
     if isinstance(metrics_cfg, Mapping):
         return metrics_cfg[name]
     return getattr(metrics_cfg, name)
+
+
+def _cfg_or(metrics_cfg, name: str, default):
+    """A field that MetricsConfig may not have (yet): ``default`` when it is absent."""
+    try:
+        value = _cfg(metrics_cfg, name)
+    except (AttributeError, KeyError):
+        return default
+    return default if value is None else value
 
 
 def _weight_names(params) -> list[str]:
@@ -139,6 +155,8 @@ def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
     * ``nonlin/Z01..``: ||post_l - pre_l||_F / ||pre_l||_F (0 when pre_l = 0)
     * ``balance/W01..W(L-1)``: ||W_{l+1}^T W_{l+1} - W_l W_l^T||_F in the papers'
       orientation, i.e. with our matrices ||W_{l+1} W_{l+1}^T - W_l^T W_l||_F (width x width)
+    * ``neurons/Z01..``, ``active/Z01..`` (ReLU nets only): distinct active neuron
+      directions and active neurons of each hidden layer (``neuron_counts``)
     * ``J`` (if ``jacobian_samples`` > 0, default ``metrics_cfg.jacobian_samples``):
       (samples, min(d_in, d_out)) singular values of Jf at the first training inputs
     * ``ntk/*`` (if ``ntk``, default ``metrics_cfg.ntk``): see ``ntk_metrics``.
@@ -173,6 +191,8 @@ def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
         num = jnp.sqrt(jnp.sum(jnp.square(z - zt)))
         den = jnp.sqrt(jnp.sum(jnp.square(zt)))
         out[f"nonlin/{layer_name('Z', l)}"] = jnp.where(den > 0, num / jnp.where(den > 0, den, 1), 0.0)
+    if getattr(getattr(model, "module", None), "activation", None) == "relu":
+        out.update(neuron_metrics(params, post, metrics_cfg))
 
     apply_fn = lambda p, v: model.apply(p, v)[0]  # noqa: E731
     done = svals  # what follows waits for every SVD above (see _after)
@@ -186,6 +206,85 @@ def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
         out.update(ntk_metrics(model, *_after(done, (params, x)),
                                max_samples=int(_cfg(metrics_cfg, "ntk_samples"))))
     return out
+
+
+def neuron_metrics(params, post, metrics_cfg=None) -> dict:
+    """``neurons/Zxx`` and ``active/Zxx`` of every hidden layer (``neuron_counts``); the
+    layers' graphs are stacked per width so that one while_loop labels them all."""
+    import jax.numpy as jnp
+
+    names = _weight_names(params)
+    cos = float(_cfg_or(metrics_cfg, "neuron_cos", NEURON_COS))
+    tol = float(_cfg_or(metrics_cfg, "neuron_active", NEURON_ACTIVE))
+    graphs = [neuron_graph(params[names[l - 1]], params.get(layer_name("b", l)), a,
+                           params[names[l]], cos=cos, active_tol=tol)
+              for l, a in enumerate(post, 1)]
+    groups: dict[int, list[int]] = {}
+    for i, (link, _) in enumerate(graphs):
+        groups.setdefault(link.shape[-1], []).append(i)
+    out = {}
+    for layers in groups.values():
+        active = jnp.stack([graphs[i][1] for i in layers])
+        distinct = count_components(jnp.stack([graphs[i][0] for i in layers]), active)
+        for k, i in enumerate(layers):
+            z, dtype = layer_name("Z", i + 1), post[i].dtype
+            out[f"neurons/{z}"] = distinct[k].astype(dtype)
+            out[f"active/{z}"] = jnp.sum(active[k]).astype(dtype)
+    return out
+
+
+def neuron_graph(W_in, b_in, post, W_out, *, cos: float = NEURON_COS,
+                 active_tol: float = NEURON_ACTIVE):
+    """(link, active) of one ReLU hidden layer (arXiv 2205.15809; docs/metrics.md).
+
+    Neuron j has incoming vector w_j = (W_in[:, j], b_in[j]) (the bias only if there is one),
+    post-activations a_j (N rows of ``post``) and outgoing row v_j = W_out[j, :]. Its output
+    term a_j v_j^T has norm c_j = ||a_j|| ||v_j||; j is *active* when
+    c_j > max(0, active_tol * max_k c_k): dead neurons (never firing on the inputs) and
+    neurons with zero outgoing weights are not. relu(t (w.x + b)) = t relu(w.x + b) for t > 0,
+    so two active neurons are *linked* (the same feature) when their unit vectors
+    u_j = w_j / ||w_j|| have cosine u_i.u_j >= ``cos``. Cost: one width x width Gram matrix.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    w = W_in.T if b_in is None else jnp.concatenate([W_in.T, b_in[:, None]], axis=1)
+    norm = jnp.sqrt(jnp.sum(jnp.square(w), axis=1))
+    u = w / jnp.where(norm > 0, norm, 1.0)[:, None]
+    c = jnp.sqrt(jnp.sum(jnp.square(post), axis=0) * jnp.sum(jnp.square(W_out), axis=1))
+    active = (c > active_tol * jnp.max(c)) & (c > 0) & (norm > 0)
+    gram = jnp.matmul(u, u.T, precision=jax.lax.Precision.HIGHEST)
+    return (gram >= cos) & active[:, None] & active[None, :], active
+
+
+def count_components(link, active):
+    """Connected components among the active nodes of symmetric graphs ``link`` (..., n, n):
+    single linkage, so the count does not depend on node order. Min-label propagation
+    (each node takes the smallest label among its neighbours) until nothing changes, in one
+    while_loop for the whole stack; a component is counted at its smallest node."""
+    import jax
+    import jax.numpy as jnp
+
+    n = link.shape[-1]
+    idx = jnp.broadcast_to(jnp.arange(n), active.shape)
+
+    def spread(state):
+        lab, _ = state
+        new = jnp.minimum(lab, jnp.min(jnp.where(link, lab[..., None, :], n), axis=-1))
+        return new, jnp.any(new != lab)
+
+    labels, _ = jax.lax.while_loop(lambda s: s[1], spread, (idx, jnp.asarray(True)))
+    return jnp.sum(active & (labels == idx), axis=-1)
+
+
+def neuron_counts(W_in, b_in, post, W_out, *, cos: float = NEURON_COS,
+                  active_tol: float = NEURON_ACTIVE):
+    """(distinct active neuron directions, active neurons) of one ReLU hidden layer: the
+    connected components of ``neuron_graph``'s links, and its active count."""
+    import jax.numpy as jnp
+
+    link, active = neuron_graph(W_in, b_in, post, W_out, cos=cos, active_tol=active_tol)
+    return count_components(link, active), jnp.sum(active)
 
 
 def jacobian_matrices(apply_fn: Callable, params, xs):
@@ -456,7 +555,8 @@ def _middle(indices: list[int], depth: int) -> list[int]:
 def summarize(spectra: Mapping[str, Any], depth: int, metrics_cfg=None) -> dict[str, float]:
     """The docs/metrics.md keys derived from one member's ``raw_spectra`` (as NumPy).
 
-    Other keys in ``spectra`` (losses, ...) are ignored; ``ntk/*`` keys pass through.
+    Other keys in ``spectra`` (losses, ...) are ignored; ``ntk/*``, ``neurons/Zxx`` and
+    ``active/Zxx`` pass through, and ``neurons/max`` is the largest ``neurons/Zxx``.
     Bottleneck estimates are medians over middle layers l/L in [0.25, 0.75] (all hidden
     layers if none is there; the ranks of W01 for a depth-1 net).
     """
@@ -508,6 +608,15 @@ def summarize(spectra: Mapping[str, Any], depth: int, metrics_cfg=None) -> dict[
         key = f"balance/{layer_name('W', l)}"
         if key in spectra:
             out[key] = float(spectra[key])
+    counts = [float(spectra[k]) for l in range(1, L)
+              if (k := f"neurons/{layer_name('Z', l)}") in spectra]
+    for l in range(1, L):
+        for family in ("neurons", "active"):
+            key = f"{family}/{layer_name('Z', l)}"
+            if key in spectra:
+                out[key] = float(spectra[key])
+    if counts:
+        out["neurons/max"] = max(counts)
 
     mid_z = _middle(z_layers, L)
     mid_w = _middle(w_layers, L)

@@ -93,7 +93,7 @@ def test_figures_exist_and_html_embeds_them(reported):
               for name in group.split(", ")]
     stems = {Path(n).stem for n in listed}
     assert {"rank_profile", "depth_fit", "near_one_profile", "near_one_rest",
-            "training_curves"} <= stems
+            "training_curves", "closed_form"} <= stems
     assert sum(st.startswith("run_") for st in stems) == len(DEPTHS)
     for name in listed:
         path = reported / "figures" / name
@@ -121,6 +121,10 @@ def test_trained_norms_follow_the_closed_form(sweep, reported):
         # are left out: s^(2/L) would make them count)
         assert norm >= schatten_norm_cost(learned[:2], L) * (1 - 1e-4), L
         assert norm == pytest.approx(schatten_norm_cost(SV, L), rel=0.05), L
+        # the report's closed-form columns: the bound for the trained M, and for A
+        assert norm >= s.loc[L, "closed_form"] * (1 - 1e-4), L
+        assert s.loc[L, "closed_form"] >= schatten_norm_cost(learned[:2], L) * (1 - 1e-6), L
+        assert s.loc[L, "closed_form_target"] == pytest.approx(schatten_norm_cost(SV, L)), L
 
 
 def test_depth_fit_slope_is_the_rank(reported):

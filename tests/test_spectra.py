@@ -124,6 +124,61 @@ def test_balancedness_of_a_deep_linear_factorization():
     assert raw2["balance/W01"] > 1.0 and raw2["balance/W02"] > 0.1 and raw2["balance/W03"] < 1e-5
 
 
+# ---- distinct active neuron directions (arXiv 2205.15809) ----------------------------------
+
+
+def neurons_of(model, params, x) -> dict:
+    """The neuron counts of ``raw_spectra`` (SVDs left to the host: a faster compile)."""
+    fn = jax.jit(lambda p, x: sp.raw_spectra(model, p, x, MetricsConfig(), ntk=False,
+                                             jacobian_samples=0, svd_on_host=True))
+    raw = jax.device_get(fn(jparams(params), jnp.asarray(x, jnp.float32)))
+    return {k: float(v) for k, v in raw.items() if k.startswith(("neurons/", "active/"))}
+
+
+def test_neuron_counts_merge_positive_multiples_and_drop_dead_neurons():
+    """Layer 1 (width 8): neurons 0-2 distinct, 3 = 2 x neuron 0, 4 = 0.5 x neuron 1 (same
+    direction: merged), 5 = -neuron 0 (a different feature), 6 dead (never fires), 7 with
+    zero outgoing weights: 6 active, 4 distinct. Layer 2: 3 copies of one neuron + 1 other."""
+    rng = np.random.default_rng(0)
+    d_in, width = 4, 8
+    base, bias = rng.standard_normal((d_in, 3)), 0.1 * rng.standard_normal(3)
+    W1 = np.concatenate([base, 2 * base[:, :1], 0.5 * base[:, 1:2], -base[:, :1],
+                         np.zeros((d_in, 1)), rng.standard_normal((d_in, 1))], axis=1)
+    b1 = np.r_[bias, 2 * bias[0], 0.5 * bias[1], -bias[0], -1.0, 0.0]
+    W2 = rng.standard_normal((width, width))
+    W2[7] = 0.0  # neuron 7 of layer 1 feeds nothing
+    W2[:, 1], W2[:, 2] = 3 * W2[:, 0], 0.2 * W2[:, 0]  # layer 2: neurons 0, 1, 2 one direction
+    W2[:, 4:] = 0.0  # layer 2: neurons 4-7 dead (zero input, zero bias)
+    b2 = np.zeros(width)
+    W3 = rng.standard_normal((width, 2))
+    params = {"W01": W1, "b01": b1, "W02": W2, "b02": b2, "W03": W3, "b03": np.zeros(2)}
+    params = {k: v.astype(np.float32) for k, v in params.items()}
+    x = rng.standard_normal((64, d_in))
+    model = mlp(3, width, d_out=2, d_in=d_in)
+    got = neurons_of(model, params, x)
+    assert got == {"active/Z01": 6, "neurons/Z01": 4, "active/Z02": 4, "neurons/Z02": 2}
+    out = sp.summarize(got, 3, MetricsConfig())
+    assert out["neurons/max"] == 4 and out["neurons/Z02"] == 2 and out["active/Z01"] == 6
+    # thresholds come from the metrics config when it has them: cosine >= -1 links all
+    cfg = {**vars(MetricsConfig()), "neuron_cos": -1.0}
+    p, xs = jparams(params), jnp.asarray(x, jnp.float32)
+    post = model.apply(p, xs)[1]["post"]
+    got = jax.device_get(jax.jit(lambda p, post: sp.neuron_metrics(p, post, cfg))(p, post))
+    assert float(got["neurons/Z01"]) == 1 and float(got["active/Z01"]) == 6
+    one = sp.neuron_counts(p["W01"], p["b01"], post[0], p["W02"])  # the single-layer form
+    assert [int(v) for v in one] == [4, 6]
+
+
+def test_neuron_counts_random_neurons_are_all_distinct():
+    model = mlp(3, 16, d_out=2, d_in=8)
+    params = model.init_params(3)
+    x = np.random.default_rng(1).standard_normal((128, 8))
+    got = neurons_of(model, params, x)
+    assert got == {"active/Z01": 16, "neurons/Z01": 16, "active/Z02": 16, "neurons/Z02": 16}
+    lin = mlp(3, 16, d_out=2, d_in=8, act="identity")
+    assert neurons_of(lin, lin.init_params(3), x) == {}  # ReLU nets only
+
+
 # ---- NTK and Jacobians --------------------------------------------------------------------
 
 
