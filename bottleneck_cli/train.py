@@ -81,6 +81,7 @@ class Program:
 
 
 _PROGRAMS: dict[str, tuple[Program, Program]] = {}
+_PROGRAMS_LOCK = threading.Lock()
 
 
 def _program_key(cfg, info, data: dict, n: int) -> str:
@@ -164,10 +165,11 @@ class Batch:
         self.data = {k: jnp.asarray(v) for k, v in self.data.items()}
         self.hyper = {k: jnp.asarray(v) for k, v in self.hyper.items()}
         key = _program_key(cfg, self.data_info, self.data, n)
-        if key not in _PROGRAMS:
-            _PROGRAMS[key] = (Program(jax.jit(self._make_chunk(), donate_argnums=0)),
-                              Program(jax.jit(self._make_evaluate())))
-        self._chunk, self._evaluate = _PROGRAMS[key]
+        with _PROGRAMS_LOCK:  # lanes starting together share one program
+            if key not in _PROGRAMS:
+                _PROGRAMS[key] = (Program(jax.jit(self._make_chunk(), donate_argnums=0)),
+                                  Program(jax.jit(self._make_evaluate())))
+            self._chunk, self._evaluate = _PROGRAMS[key]
 
     # ---- checkpoint arrays (one member) ------------------------------------
     def _restore(self, starts: list[dict]) -> None:
