@@ -6,9 +6,20 @@ import pytest
 from typer.testing import CliRunner
 
 from bottleneck_cli.cli import app
+from bottleneck_cli.config import CONFIG_DIR
 
 SMALL = ["bottleneck2023_small", "rank2022_small", "sparsity2022_small", "dln2021_small",
          "learning_rate_small"]
+PRESETS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_plans(in_tmp, preset):
+    """Every preset composes and plans a sweep (without training)."""
+    result = CliRunner().invoke(app, ["sweep", f"+experiment={preset}", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "members in" in result.output
+    assert not (in_tmp / "runs").exists()
 
 
 @pytest.mark.slow
