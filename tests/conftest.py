@@ -8,6 +8,9 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Tests compare with float64 references: full float32 matmuls on GPUs too (JAX's default
+# there is TF32, about 1e-4 relative error), so the suite passes on a GPU as on the CPU.
+jax.config.update("jax_default_matmul_precision", "highest")
 
 
 @pytest.fixture
