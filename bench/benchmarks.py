@@ -8,6 +8,7 @@ itself or ``bench/worker.py``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -339,12 +340,14 @@ def _plain_jax_chunk(host: dict):
 
 
 # ---------------------------------------------------------------- sweep vs separate runs
-def _sweep_setup(opts: Opts):
+SWEEP_STEPS = (200, 2000)  # short members (start-up dominates) and long ones (training does)
+
+
+def _sweep_setup(opts: Opts, steps: int):
     """Members: lr = default_lr · i/8 (full-batch GD; at most the default lr, so none
     diverges and every member does the same work)."""
     from bottleneck_cli.config import load
 
-    steps = 50 if opts.quick else 2000
     n_members = 2 if opts.quick else 8
     lr0 = float(load(["optim=gd"]).lr)
     lrs = [f"{lr0 * (i + 1) / 8:.4g}" for i in range(n_members)]
@@ -359,16 +362,17 @@ def _statuses(root: Path) -> list[str]:
     return [rd.RunDir(p).status().get("status", "missing") for p in rd.find_run_dirs(root)]
 
 
-def bench_sweep(opts: Opts) -> Section:
-    lrs, common = _sweep_setup(opts)
-    repeats = 1 if opts.quick else 3
+def _sweep_variants(opts: Opts, steps: int, repeats: int, startup: bool):
+    """Wall times of (a), (b), (c) (and one process's start-up) at one run length."""
+    lrs, common = _sweep_setup(opts, steps)
     t: dict[str, list[float]] = {k: [] for k in ("a", "b", "c", "c_train", "s_cold", "s_warm")}
     cache_log: dict[str, list[str]] = {"a": [], "b": [], "c": []}
     statuses: dict[str, list[str]] = {"a": [], "b": [], "c": []}
     commands = {}
     for r in range(repeats):
+        tag = f"{steps}-{r}"
         # (a) one `bncli sweep` process
-        cache, out = _fresh(opts, f"sweep-cache-a{r}"), _fresh(opts, f"sweep-runs-a{r}")
+        cache, out = _fresh(opts, f"sweep-cache-a{tag}"), _fresh(opts, f"sweep-runs-a{tag}")
         env = {"BNCLI_JAX_CACHE": str(cache)}
         args = bncli("sweep", "lr=" + ",".join(lrs), *common, f"out={out}", "--name", "a")
         commands["a"] = _shell(args, env)
@@ -378,7 +382,7 @@ def bench_sweep(opts: Opts) -> Section:
         statuses["a"] += _statuses(out)
         cache_log["a"].append(f"{before} → {_files(cache)}")
         # (b) separate `bncli train` processes, one after another
-        cache, out = _fresh(opts, f"sweep-cache-b{r}"), _fresh(opts, f"sweep-runs-b{r}")
+        cache, out = _fresh(opts, f"sweep-cache-b{tag}"), _fresh(opts, f"sweep-runs-b{tag}")
         env = {"BNCLI_JAX_CACHE": str(cache)}
         before, total = _files(cache), 0.0
         for i, lr in enumerate(lrs):
@@ -391,15 +395,15 @@ def bench_sweep(opts: Opts) -> Section:
         cache_log["b"].append(f"{before} → {_files(cache)}")
         # start-up of one process: a 1-step run, with a cold and with (b)'s warm cache
         one = [c for c in common if not c.startswith("steps=")] + ["steps=1", "metrics.num_log=0"]
-        for key, cache_dir in () if opts.quick else \
-                (("s_warm", cache), ("s_cold", _fresh(opts, f"sweep-cache-s{r}"))):
-            args = bncli("train", *one, f"out={_fresh(opts, f'sweep-runs-s{r}')}", "name=s")
+        for key, cache_dir in () if opts.quick or not startup else \
+                (("s_warm", cache), ("s_cold", _fresh(opts, f"sweep-cache-s{tag}"))):
+            args = bncli("train", *one, f"out={_fresh(opts, f'sweep-runs-s{tag}')}", "name=s")
             commands["s"] = _shell(args, {"BNCLI_JAX_CACHE": str(cache_dir)}) + \
                 f"   # cold; warm: with {_shell([str(cache)])}"
             dt, _ = run_timed(args, bench_env(BNCLI_JAX_CACHE=str(cache_dir)), check=False)
             t[key].append(dt)
         # (c) the same members trained one after another inside one process
-        cache, out = _fresh(opts, f"sweep-cache-c{r}"), _fresh(opts, f"sweep-runs-c{r}")
+        cache, out = _fresh(opts, f"sweep-cache-c{tag}"), _fresh(opts, f"sweep-runs-c{tag}")
         before = _files(cache)
         wall = time.perf_counter()
         res, commands["c"] = _worker("inproc-sweep", {"common": common, "lrs": lrs,
@@ -409,65 +413,83 @@ def bench_sweep(opts: Opts) -> Section:
         t["c_train"].append(res["train_s"])
         statuses["c"] += res["statuses"]
         cache_log["c"].append(f"{before} → {_files(cache)}")
-    a, b, c, c_train, s_cold, s_warm = (median(t[k]) if t[k] else float("nan") for k in
-                                        ("a", "b", "c", "c_train", "s_cold", "s_warm"))
-    m = len(lrs)
+    return t, cache_log, statuses, commands, len(lrs)
+
+
+def bench_sweep(opts: Opts) -> Section:
+    repeats = 1 if opts.quick else 3
+    lengths = (50,) if opts.quick else SWEEP_STEPS
     sec = Section(
-        "sweep", f"{m}-member sweep: one `bncli sweep` vs separate runs",
-        f"{m} members of one shape (depth 12, width 50, N = 256, full-batch GD, "
-        f"{common[4].split('=')[1]} steps, default metrics cadence without NTK/Jacobian), lr "
-        f"varied. (a) one `bncli sweep` process (one vmapped program); (b) {m} `bncli train` "
-        "processes one after another (sum of wall times; each pays imports and compile, or a "
-        f"cache load); (c) the {m} members trained one after another in one Python process "
-        f"(`train_members([member])` ×{m}; wall time of that process). Every variant starts "
-        "with an empty `BNCLI_JAX_CACHE` folder of its own (fresh for every repeat) and a fresh "
-        "runs folder. To explain the ratios, the start-up of one process is timed too: a "
-        "1-step `bncli train` with a cold cache and with (b)'s warm one.",
-        header=["variant", "wall time (median)", "all repeats", "cache files before → after",
-                "statuses"],
-        rows=[["(a) bncli sweep, 1 process", f"{a:.2f} s", _list(t["a"]),
-               ", ".join(cache_log["a"]), _count(statuses["a"])],
-              [f"(b) {m} × bncli train", f"{b:.2f} s", _list(t["b"]), ", ".join(cache_log["b"]),
-               _count(statuses["b"])],
-              [f"(c) {m} × train_members, 1 process", f"{c:.2f} s (training {c_train:.2f} s)",
-               _list(t["c"]), ", ".join(cache_log["c"]), _count(statuses["c"])],
-              ["start-up: 1-step bncli train, cold cache", f"{s_cold:.2f} s", _list(t["s_cold"]),
-               "", ""],
-              ["start-up: 1-step bncli train, warm cache", f"{s_warm:.2f} s", _list(t["s_warm"]),
-               "", ""]][:None if t["s_cold"] else 3],
-        commands=[f"# (a)\n{commands['a']}", f"# (b)\n{commands['b']}",
-                  f"# (c)\n{commands['c']}"] + ([f"# start-up\n{commands['s']}"]
-                                                 if "s" in commands else []))
-    # (b) ≈ s_cold + (m-1)·s_warm + m·T1 (T1: one member's training), (a) ≈ s_cold + T_batch
-    t1 = max(0.0, (b - s_cold - (m - 1) * s_warm) / m)
-    t_batch = max(1e-9, a - s_cold)
-    ceiling = b / s_cold  # (b)/(a) if the sweep's own training took no time at all
-    why_b = (f"(b) is {m} start-ups ({s_cold:.1f} s cold, then {s_warm:.1f} s each with the "
-             f"cache warm) plus {m} trainings of ≈ {t1:.1f} s; (a) pays one start-up and trains "
-             f"the {m} members vmapped in ≈ {t_batch:.1f} s (vmap gain "
-             f"{m * t1 / t_batch:.1f}× over one-by-one on this 2-core CPU). Even with free "
-             f"training (a) could not beat (b) by more than {ceiling:.1f}× (= (b) / one cold "
-             "start-up), so ≥ 5× needs a shorter start-up "
-             f"({s_cold:.1f} s cold, most of it imports and compiling) or a larger vmap gain (GPU).")
-    if opts.quick:  # no start-up timings with --quick
-        why_b = why_c = TODO
-    elif ceiling >= 5:
-        why_b = (f"start-up alone would allow {ceiling:.1f}×, but the vmapped training of the "
-                 f"{m} members takes ≈ {t_batch:.1f} s vs ≈ {t1:.1f} s for one member alone "
-                 f"(vmap gain {m * t1 / t_batch:.1f}× on this CPU): the batched program is the "
-                 "limit.")
-    why_c = (f"the in-process one-by-one loop trains the {m} members in {c_train:.1f} s against "
-             f"≈ {t_batch:.1f} s for the vmapped batch: on this CPU vmap does not beat "
-             "sequential training for this shape.")
-    sec.targets = [
-        Target("(b) separate processes / (a) sweep", b / a, ">=", 5, why_miss=why_b),
-        Target("(c) in-process one by one / (a) sweep (≥ 1: sweep no slower)", c / a, ">=", 1.0,
-               why_miss=why_c),
-    ]
+        "sweep", "8-member sweep: one `bncli sweep` vs separate runs",
+        "8 members of one shape (depth 12, width 50, N = 256, full-batch GD, default metrics "
+        "cadence without NTK/Jacobian), lr varied, at two run lengths: short members, where "
+        "process start-up dominates, and long ones, where training does. (a) one `bncli "
+        "sweep` process (on this CPU: one lane per core, each training members one after "
+        "another with one shared compiled program); (b) 8 `bncli train` processes one after "
+        "another (sum of wall times; each pays imports and compile, or a cache load); (c) "
+        "the 8 members trained one after another in one Python process (`train_members("
+        "[member])` ×8; wall time of that process). Every variant starts with an empty "
+        "`BNCLI_JAX_CACHE` folder of its own (fresh for every repeat) and a fresh runs "
+        "folder. To explain the ratios, the start-up of one process is timed too: a 1-step "
+        "`bncli train` with a cold cache and with (b)'s warm one.",
+        header=["steps", "variant", "wall time (median)", "all repeats",
+                "cache files before → after", "statuses"])
+    startup = {}
+    for k, steps in enumerate(lengths):
+        t, cache_log, statuses, commands, m = _sweep_variants(opts, steps, repeats, k == 0)
+        a, b, c, c_train = (median(t[x]) for x in ("a", "b", "c", "c_train"))
+        if t["s_cold"]:
+            startup = {"cold": median(t["s_cold"]), "warm": median(t["s_warm"]),
+                       "t": t, "command": commands["s"]}
+        sec.rows += [[steps, "(a) bncli sweep, 1 process", f"{a:.2f} s", _list(t["a"]),
+                      ", ".join(cache_log["a"]), _count(statuses["a"])],
+                     [steps, f"(b) {m} × bncli train", f"{b:.2f} s", _list(t["b"]),
+                      ", ".join(cache_log["b"]), _count(statuses["b"])],
+                     [steps, f"(c) {m} × train_members, 1 process",
+                      f"{c:.2f} s (training {c_train:.2f} s)", _list(t["c"]),
+                      ", ".join(cache_log["c"]), _count(statuses["c"])]]
+        sec.commands += [f"# (a), {steps} steps\n{commands['a']}",
+                         f"# (b)\n{commands['b']}", f"# (c)\n{commands['c']}"]
+        sec.targets += _sweep_targets(opts, steps, m, a, b, c, c_train, startup)
+    if startup:
+        sec.rows += [["1", "start-up: 1-step bncli train, cold cache", f"{startup['cold']:.2f} s",
+                      _list(startup["t"]["s_cold"]), "", ""],
+                     ["1", "start-up: 1-step bncli train, warm cache", f"{startup['warm']:.2f} s",
+                      _list(startup["t"]["s_warm"]), "", ""]]
+        sec.commands.append(f"# start-up\n{startup['command']}")
     sec.notes.append("Cache files: files in that variant's BNCLI_JAX_CACHE before and after it "
                      "ran (0 before: cold). Inside (b) the later processes find what the first "
                      "wrote (programs that took over 0.2 s to compile).")
     return sec
+
+
+def _sweep_targets(opts: Opts, steps: int, m: int, a: float, b: float, c: float,
+                   c_train: float, startup: dict) -> list[Target]:
+    """The two sweep targets at one run length, each with its explanation if missed."""
+    why_b = why_c = TODO
+    if startup and not opts.quick:
+        s_cold, s_warm = startup["cold"], startup["warm"]
+        # (b) ≈ s_cold + (m-1)·s_warm + m·T1 (T1: one member's training), (a) ≈ s_cold + T_a
+        t1 = max(0.0, (b - s_cold - (m - 1) * s_warm) / m)
+        t_a = max(1e-9, a - s_cold)
+        cores = len(os.sched_getaffinity(0))
+        best = (s_cold + (m - 1) * s_warm + m * t1) / (s_cold + m * t1 / cores)
+        bound = (s_cold + (m - 1) * s_warm) / s_cold
+        why_b = (f"(b) is {m} start-ups ({s_cold:.1f} s cold, then {s_warm:.1f} s each with "
+                 f"the cache warm) plus {m} trainings of ≈ {t1:.1f} s (steps and metric "
+                 f"records); (a) pays one cold start-up and trains the {m} members in ≈ "
+                 f"{t_a:.1f} s ({m * t1 / t_a:.1f}× one-by-one training). Even with all {cores} "
+                 f"cores fully used the ratio could be at most {best:.1f}× at {steps} steps, and "
+                 f"with no training at all at most {bound:.1f}× (= {m} start-ups / one cold "
+                 "one): (a) pays a cold start-up (compiling) that only the first process of (b) "
+                 "pays, so on this machine ≥ 5× is out of reach for any real run.")
+        why_c = (f"the one-by-one loop trains the {m} members in {c_train:.1f} s, the sweep in "
+                 f"≈ {t_a:.1f} s: the lanes gain too little here to pay for the sweep's own "
+                 "planning and locking.")
+    return [Target(f"{steps} steps: (b) separate processes / (a) sweep", b / a, ">=", 5,
+                   why_miss=why_b),
+            Target(f"{steps} steps: (c) in-process one by one / (a) sweep (≥ 1: no slower)",
+                   c / a, ">=", 1.0, why_miss=why_c)]
 
 
 def _list(xs) -> str:
