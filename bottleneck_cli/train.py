@@ -80,7 +80,8 @@ class Program:
         return out
 
 
-_PROGRAMS: dict[str, tuple[Program, Program]] = {}
+_PROGRAMS: dict[str, tuple[Program, Program]] = {}  # oldest first
+MAX_PROGRAMS = 16
 _PROGRAMS_LOCK = threading.Lock()
 
 
@@ -167,6 +168,8 @@ class Batch:
         key = _program_key(cfg, self.data_info, self.data, n)
         with _PROGRAMS_LOCK:  # lanes starting together share one program
             if key not in _PROGRAMS:
+                while len(_PROGRAMS) >= MAX_PROGRAMS:  # a long sweep of many shapes
+                    _PROGRAMS.pop(next(iter(_PROGRAMS)))
                 _PROGRAMS[key] = (Program(jax.jit(self._make_chunk(), donate_argnums=0)),
                                   Program(jax.jit(self._make_evaluate())))
             self._chunk, self._evaluate = _PROGRAMS[key]
