@@ -612,8 +612,9 @@ def bench_compile(opts: Opts) -> Section:
         "compile", f"compile time of the training chunk, depth {depths[0]} vs {depths[1]}",
         "Width 64, N = 256, one member, default optimizer, persistent cache disabled "
         "(`BNCLI_JAX_CACHE=\"\"`): time of the first `run_to(1)` (trace + compile + one step) "
-        "minus a second call (one step). Each repeat builds a new `Batch`, hence a new jitted "
-        f"closure. A compile time linear in depth would give a ratio of {linear}×.",
+        "minus a second call (one step). Each repeat drops the cached programs ("
+        f"`forget_programs`) and builds a new `Batch`, so it compiles again. A compile time "
+        f"linear in depth would give a ratio of {linear}×.",
         header=["depth", "compile (median)", "all repeats"],
         rows=[[d, f"{median(comp[d]):.3f} s", _list(comp[d])] for d in depths],
         commands=[cmd])

@@ -27,17 +27,18 @@ def _member(overrides: list[str], root: Path):
 
 def compile_time(depths: list[int], width: int, n: int, repeats: int) -> dict:
     """First ``run_to(1)`` minus a second ``run_to(2)``: the chunk's trace + compile time.
-    Every repeat builds a new ``Batch`` (a new jitted closure), so it compiles again."""
+    Every repeat forgets the cached programs and builds a new ``Batch``, so it compiles again."""
     import jax
 
     from bottleneck_cli import rundir as rd
     from bottleneck_cli.config import load
-    from bottleneck_cli.train import Batch, Member, configure_jax
+    from bottleneck_cli.train import Batch, Member, configure_jax, forget_programs
 
     configure_jax(False)  # BNCLI_JAX_CACHE="" here: no persistent cache
     out = {str(d): [] for d in depths}
     for _ in range(repeats):
         for d in depths:
+            forget_programs()  # or the new Batch would reuse the program compiled before
             cfg = load([f"depth={d}", f"width={width}", f"task.n_train={n}"])
             batch = Batch([Member(run=rd.RunDir("unused"), cfg=cfg)])
             t = time.perf_counter()

@@ -66,10 +66,14 @@ def boundaries(cfg, start: int) -> list[int]:
 # ---------------------------------------------------------------- compiled programs
 class Program:
     """A jitted function shared by every batch of one shape. Its first call (trace and
-    compile) holds a lock, so lanes training side by side compile it once."""
+    compile) holds a lock, so lanes training side by side compile it once. ``layout``:
+    what ``_pack`` recorded while tracing, if the function packs its outputs."""
 
-    def __init__(self, fn):
-        self.fn, self.lock, self.ready = fn, threading.Lock(), False
+    def __init__(self, fn, **jit_options):
+        import jax
+
+        self.fn, self.lock, self.ready = jax.jit(fn, **jit_options), threading.Lock(), False
+        self.layout = getattr(fn, "layout", None)
 
     def __call__(self, *args):
         if self.ready:
@@ -83,6 +87,37 @@ class Program:
 _PROGRAMS: dict[str, tuple[Program, Program]] = {}  # oldest first
 MAX_PROGRAMS = 16
 _PROGRAMS_LOCK = threading.Lock()
+
+
+def forget_programs() -> None:
+    """Drop every cached program (the next batch traces and compiles again)."""
+    with _PROGRAMS_LOCK:
+        _PROGRAMS.clear()
+
+
+def _pack(tree: dict, layout: dict):
+    """Every output as one (members, total) array, so that the host fetches one buffer
+    (each device-to-host copy costs ~0.2 ms on the CPU, and a record has ~100 outputs).
+    Fills ``layout`` (key -> per-member shape and dtype) while tracing."""
+    import jax.numpy as jnp
+
+    keys = sorted(tree)
+    floats = [tree[k].dtype for k in keys if jnp.issubdtype(tree[k].dtype, jnp.floating)]
+    dtype = jnp.result_type(*floats) if floats else jnp.float32
+    n = tree[keys[0]].shape[0]
+    layout.clear()
+    layout.update({k: (tuple(tree[k].shape[1:]), np.dtype(tree[k].dtype)) for k in keys})
+    return jnp.concatenate([tree[k].reshape(n, -1).astype(dtype) for k in keys], axis=1)
+
+
+def _unpack(flat: np.ndarray, layout: dict) -> dict[str, np.ndarray]:
+    """``_pack``'s outputs back as a dict of (members, ...) arrays."""
+    out, at = {}, 0
+    for key, (shape, dtype) in layout.items():
+        size = int(np.prod(shape, dtype=int))
+        out[key] = flat[:, at:at + size].reshape((flat.shape[0], *shape)).astype(dtype)
+        at += size
+    return out
 
 
 def _program_key(cfg, info, data: dict, n: int) -> str:
@@ -170,8 +205,8 @@ class Batch:
             if key not in _PROGRAMS:
                 while len(_PROGRAMS) >= MAX_PROGRAMS:  # a long sweep of many shapes
                     _PROGRAMS.pop(next(iter(_PROGRAMS)))
-                _PROGRAMS[key] = (Program(jax.jit(self._make_chunk(), donate_argnums=0)),
-                                  Program(jax.jit(self._make_evaluate())))
+                _PROGRAMS[key] = (Program(self._make_chunk(), donate_argnums=0),
+                                  Program(self._make_evaluate()))
             self._chunk, self._evaluate = _PROGRAMS[key]
 
     # ---- checkpoint arrays (one member) ------------------------------------
@@ -271,11 +306,15 @@ class Batch:
                                            svd_on_host=svd_on_host))
             return out
 
+        layout: dict = {}
+
         def evaluate(state, hyper, data):
-            return jax.vmap(member_eval, in_axes=(0, 0, 0, 0, 0, 0, None))(
+            out = jax.vmap(member_eval, in_axes=(0, 0, 0, 0, 0, 0, None))(
                 state["params"], hyper, data["x"], data["y"], data["xt"], data["yt"],
                 state["step"])
+            return _pack(out, layout)
 
+        evaluate.layout = layout
         return evaluate
 
     # ---- host-side driving ---------------------------------------------------
@@ -291,7 +330,8 @@ class Batch:
 
         from . import spectra
 
-        raw = jax.device_get(self._evaluate(self.state, self.hyper, self.data))
+        flat = np.asarray(jax.device_get(self._evaluate(self.state, self.hyper, self.data)))
+        raw = _unpack(flat, self._evaluate.layout)
         out = []
         for i, m in enumerate(self.members):
             one = spectra.host_svals({k: np.asarray(v[i]) for k, v in raw.items()})
