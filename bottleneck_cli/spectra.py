@@ -44,12 +44,6 @@ NTK_MAX_SAMPLES = 512
 NTK_ITERS = 20
 # Floats one chunk of per-sample Jacobians may hold in the generic ``ntk_trace``.
 _CHUNK_FLOATS = 1 << 24
-# Distinct neuron directions (``neuron_counts``): two active neurons are one direction when
-# the cosine of their incoming (weights, bias) vectors is at least NEURON_COS; a neuron is
-# active when its output term carries more than NEURON_ACTIVE times the layer's largest.
-# ``metrics.neuron_cos`` / ``metrics.neuron_active`` override them where the config has them.
-NEURON_COS = 0.99
-NEURON_ACTIVE = 0.01
 
 
 def _cfg(metrics_cfg, name: str):
@@ -61,15 +55,6 @@ def _cfg(metrics_cfg, name: str):
     if isinstance(metrics_cfg, Mapping):
         return metrics_cfg[name]
     return getattr(metrics_cfg, name)
-
-
-def _cfg_or(metrics_cfg, name: str, default):
-    """A field that MetricsConfig may not have (yet): ``default`` when it is absent."""
-    try:
-        value = _cfg(metrics_cfg, name)
-    except (AttributeError, KeyError):
-        return default
-    return default if value is None else value
 
 
 def _weight_names(params) -> list[str]:
@@ -214,8 +199,8 @@ def neuron_metrics(params, post, metrics_cfg=None) -> dict:
     import jax.numpy as jnp
 
     names = _weight_names(params)
-    cos = float(_cfg_or(metrics_cfg, "neuron_cos", NEURON_COS))
-    tol = float(_cfg_or(metrics_cfg, "neuron_active", NEURON_ACTIVE))
+    cos = float(_cfg(metrics_cfg, "neuron_cos"))
+    tol = float(_cfg(metrics_cfg, "neuron_active"))
     graphs = [neuron_graph(params[names[l - 1]], params.get(layer_name("b", l)), a,
                            params[names[l]], cos=cos, active_tol=tol)
               for l, a in enumerate(post, 1)]
@@ -233,8 +218,7 @@ def neuron_metrics(params, post, metrics_cfg=None) -> dict:
     return out
 
 
-def neuron_graph(W_in, b_in, post, W_out, *, cos: float = NEURON_COS,
-                 active_tol: float = NEURON_ACTIVE):
+def neuron_graph(W_in, b_in, post, W_out, *, cos: float, active_tol: float):
     """(link, active) of one ReLU hidden layer (arXiv 2205.15809; docs/metrics.md).
 
     Neuron j has incoming vector w_j = (W_in[:, j], b_in[j]) (the bias only if there is one),
@@ -277,13 +261,15 @@ def count_components(link, active):
     return jnp.sum(active & (labels == idx), axis=-1)
 
 
-def neuron_counts(W_in, b_in, post, W_out, *, cos: float = NEURON_COS,
-                  active_tol: float = NEURON_ACTIVE):
+def neuron_counts(W_in, b_in, post, W_out, metrics_cfg=None):
     """(distinct active neuron directions, active neurons) of one ReLU hidden layer: the
-    connected components of ``neuron_graph``'s links, and its active count."""
+    connected components of ``neuron_graph``'s links, and its active count; thresholds
+    ``metrics.neuron_cos`` and ``metrics.neuron_active``."""
     import jax.numpy as jnp
 
-    link, active = neuron_graph(W_in, b_in, post, W_out, cos=cos, active_tol=active_tol)
+    link, active = neuron_graph(W_in, b_in, post, W_out,
+                                cos=float(_cfg(metrics_cfg, "neuron_cos")),
+                                active_tol=float(_cfg(metrics_cfg, "neuron_active")))
     return count_components(link, active), jnp.sum(active)
 
 
