@@ -82,14 +82,14 @@ def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
     sweep_note = f"finished runs at {len(depths)} depth(s)"
 
     # 2. rank profile across a depth sweep
-    prof = fd.profile(info, finals, "rank_c/Z")
-    if len(depths) >= 2 and len(prof):
-        figs.append(Fig(
-            "rank_profile", "Rank profile against relative depth",
-            "Numerical rank of the centered representations Z_l (rank_c) at the end of "
-            "training against l/L, one line per depth (mean over seeds, band min-max). "
-            "Bottleneck structure: high at both ends, low in the middle.",
-            job("layer_profiles", prof, "rank of Z_l (centered)", "rank profile")))
+    rank = _profile_figure(
+        info, finals, "rank_c/Z", "rank_profile", "Rank profile against relative depth",
+        "Numerical rank of the centered representations Z_l (rank_c) at the end of "
+        "training against l/L, one line per depth (mean over seeds, band min-max). "
+        "Bottleneck structure: high at both ends, low in the middle.",
+        "rank of Z_l (centered)", "rank profile")
+    if len(depths) >= 2 and rank is not None:
+        figs.append(rank)
     else:
         skipped.append(f"rank profile against l/L: needs a depth sweep ({sweep_note} with "
                        f"rank_c/Z metrics)")
@@ -109,13 +109,13 @@ def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
         skipped.append(f"depth fit of ||θ||²: needs finished runs at ≥ 2 depths ({sweep_note})")
 
     # 4. near-one singular values
-    near = fd.profile(info, finals, "near_one/W")
-    if len(near):
-        figs.append(Fig(
-            "near_one_profile", "Near-one singular values per layer",
-            "Count of weight singular values with |s − 1| ≤ δ per layer against l/L, one "
-            "line per depth: about R0 in almost every layer.",
-            job("layer_profiles", near, "#{|s_i − 1| ≤ δ} of W_l", "near-one count")))
+    near = _profile_figure(
+        info, finals, "near_one/W", "near_one_profile", "Near-one singular values per layer",
+        "Count of weight singular values with |s − 1| ≤ δ per layer against l/L, one "
+        "line per depth: about R0 in almost every layer.",
+        "#{|s_i − 1| ≤ δ} of W_l", "near-one count")
+    if near is not None:
+        figs.append(near)
     else:
         skipped.append("near-one count per layer: no finished run records near_one/W")
     if len(depths) >= 2:
@@ -157,14 +157,23 @@ def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
             skipped.append(f"{title.lower()}: needs a depth sweep ({sweep_note})")
     _closed_form_figure(runs, info, cfg, finals, swept, figs, skipped)
     _neurons_figure(info, cfg, finals, swept, figs, skipped)
-    nonlin = fd.profile(info, finals, "nonlin/Z")
-    if len(nonlin):
-        figs.append(Fig(
-            "nonlinearity_profile", "Nonlinearity impact per layer",
-            "||relu(Z̃_l) − Z̃_l||_F / ||Z̃_l||_F against l/L, one line per depth: the "
-            "nonlinearity matters at the ends and vanishes in the bottleneck.",
-            job("layer_profiles", nonlin, "nonlinearity impact", "nonlinearity impact")))
+    nonlin = _profile_figure(
+        info, finals, "nonlin/Z", "nonlinearity_profile", "Nonlinearity impact per layer",
+        "||relu(Z̃_l) − Z̃_l||_F / ||Z̃_l||_F against l/L, one line per depth: the "
+        "nonlinearity matters at the ends and vanishes in the bottleneck.",
+        "nonlinearity impact", "nonlinearity impact")
+    if nonlin is not None:
+        figs.append(nonlin)
     return figs, skipped
+
+
+def _profile_figure(info, finals, prefix, stem, title, caption, ylabel, panel) -> Fig | None:
+    """A per-layer metric (``prefix`` + layer) against l/L, one line per depth; None when no
+    finished run records it."""
+    prof = fd.profile(info, finals, prefix)
+    if not len(prof):
+        return None
+    return Fig(stem, title, caption, job("layer_profiles", prof, ylabel, panel))
 
 
 def _closed_form_figure(runs, info, cfg, finals, swept, figs, skipped) -> None:
