@@ -79,7 +79,7 @@ class MetricsConfig:
     rtol: float = 0.1
     near_one_delta: float = 0.5  # near-one count: #{|s_i - 1| <= delta}
     max_samples: int = 1024  # representations use at most this many training samples
-    ntk: bool = False  # NTK trace and top eigenvalue (costs ~40 steps per record; presets enable it)
+    ntk: bool = False  # NTK trace and top eigenvalue (costs ~30 steps per record; presets enable it)
     ntk_samples: int = 128  # the NTK uses the first this many training inputs
     jacobian_samples: int = 8  # inputs at which the Jacobian is evaluated (0 = off)
     neuron_cos: float = 0.99  # distinct neuron directions: two with this cosine count once
