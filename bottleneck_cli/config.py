@@ -15,7 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+def _config_dir() -> Path:
+    """The shipped Hydra config folder: the repository's top-level ``configs/``, installed
+    as the package ``bottleneck_cli.configs`` (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("bottleneck_cli.configs")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0]).resolve()
+    return Path(__file__).resolve().parents[1] / "configs"  # a source tree on sys.path
+
+
+CONFIG_DIR = _config_dir()
 USER_CONFIG_ENV = "BNCLI_CONFIG_DIR"
 
 
