@@ -115,8 +115,8 @@ def _bncli_loss(batch) -> float:
     from bottleneck_cli.objective import objective
 
     params = {k: v[0] for k, v in batch.state["params"].items()}
-    total, _ = objective(lambda p, x: batch.model.apply(p, x)[0], params, batch.data["x"][0],
-                         batch.data["y"][0], batch.cfg.lam, "mse")
+    total, _ = objective(batch.model, params, batch.data["x"][0], batch.data["y"][0],
+                         batch.cfg.lam, "mse")
     return float(total)
 
 

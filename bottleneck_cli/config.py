@@ -67,8 +67,19 @@ class TaskConfig:
 
 
 @dataclass
+class StageConfig:
+    """One training stage; unset fields inherit from ``optim`` (see optim.stages)."""
+
+    steps: Optional[int] = None  # length; null: the rest of the run (last stage only)
+    name: Optional[str] = None  # optimizer: gd | sgd | adam | lbfgs (full batch)
+    schedule: Optional[str] = None  # lr schedule over this stage: constant | cosine | step
+    lr_scale: float = 1.0  # this stage's lr = lr * lr_scale (lbfgs: the line search's scale)
+    lam_scale: float = 1.0  # this stage's ridge = lam * lam_scale
+
+
+@dataclass
 class OptimConfig:
-    name: str = "adam"  # gd (full batch) | sgd (minibatch) | adam
+    name: str = "adam"  # gd (full batch) | sgd (minibatch) | adam | lbfgs (full batch)
     momentum: float = 0.0
     batch_size: Optional[int] = None  # sgd/adam minibatch; None = full batch
     b1: float = 0.9
@@ -81,6 +92,7 @@ class OptimConfig:
     lam_schedule: str = "constant"  # constant | anneal: lam*lam_factor after lam_warm_steps
     lam_warm_steps: int = 0
     lam_factor: float = 0.1
+    stages: list[StageConfig] = field(default_factory=list)  # empty: one stage of `steps`
 
 
 @dataclass
@@ -141,7 +153,7 @@ CHOICES = {
     "task.inner": ("linear", "smooth"),
     "task.inputs": ("gaussian", "identity"),
     "task.loss": ("mse", "cross_entropy"),
-    "optim.name": ("gd", "sgd", "adam"),
+    "optim.name": ("gd", "sgd", "adam", "lbfgs"),
     "optim.schedule": ("constant", "cosine", "step"),
     "optim.lam_schedule": ("constant", "anneal"),
     "dtype": ("float32", "float64"),
@@ -189,6 +201,65 @@ RANGES = [
 ]
 
 
+# Settings that never change a compiled program: traced per-member arrays (lam, lr, the
+# seed's random key) and values used on the host only (initial scale, data values, the
+# run's name and place). Members that differ only here train together in one program;
+# sweep grouping and the program cache both use ``program_key``.
+PROGRAM_FREE = ("seed", "lam", "lr", "model.init_scale", "task.noise", "task.data_seed",
+                "task.singular_values", "name", "out", "description")
+
+
+def program_key(cfg) -> str:
+    """The config without ``PROGRAM_FREE`` keys, as sorted JSON: equal keys, one program."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else dict(cfg)
+    for dotted in PROGRAM_FREE:
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.get(p, {})
+        node.pop(leaf, None)
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def _check_stages(cfg) -> None:
+    """Stage lengths add up to ``steps``; only the last may leave its length unset."""
+    specs = list(cfg.optim.stages or [])
+    if not specs:
+        return
+    total = 0
+    for i, spec in enumerate(specs):
+        where = f"optim.stages[{i}]"
+        if spec.name is not None and spec.name not in CHOICES["optim.name"]:
+            raise ConfigError(f"{where}.name={spec.name!r} is not valid; choose from "
+                              f"{list(CHOICES['optim.name'])}")
+        if spec.schedule is not None and spec.schedule not in CHOICES["optim.schedule"]:
+            raise ConfigError(f"{where}.schedule={spec.schedule!r} is not valid; choose from "
+                              f"{list(CHOICES['optim.schedule'])}")
+        if spec.lr_scale <= 0 or spec.lam_scale < 0:
+            raise ConfigError(f"{where}: lr_scale must be > 0 and lam_scale >= 0")
+        if spec.steps is None:
+            if i != len(specs) - 1:
+                raise ConfigError(f"{where}.steps is required (only the last stage may omit it)")
+            continue
+        if spec.steps < 1:
+            raise ConfigError(f"{where}.steps={spec.steps} must be >= 1")
+        total += spec.steps
+    if total > cfg.steps or (specs[-1].steps is not None and total != cfg.steps):
+        raise ConfigError(f"the stages' steps add up to {total} but steps={cfg.steps}; make "
+                          "them equal, or leave the last stage's steps unset")
+    if any((s.name or cfg.optim.name) == "lbfgs" for s in specs) or cfg.optim.name == "lbfgs":
+        _check_full_batch(cfg)
+
+
+def _check_full_batch(cfg) -> None:
+    if cfg.optim.batch_size is not None:
+        raise ConfigError("lbfgs trains on full batches: leave optim.batch_size unset")
+
+
 def _get(cfg, dotted: str):
     node = cfg
     for part in dotted.split("."):
@@ -224,6 +295,9 @@ def validate(cfg) -> None:
         raise ConfigError(
             f"task.rank={cfg.task.rank} must be <= task.d_latent={cfg.task.d_latent}"
         )
+    _check_stages(cfg)
+    if cfg.optim.name == "lbfgs":
+        _check_full_batch(cfg)
     sv = cfg.task.singular_values
     if sv is not None and any(s <= 0 for s in sv):
         raise ConfigError("task.singular_values must all be > 0")

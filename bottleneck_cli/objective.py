@@ -2,23 +2,15 @@
 
 SCIENCE.md section 1: fit is the mean over samples of ||f(x_i) - y_i||^2 (MSE, summed
 over output dimensions) or the cross-entropy; ||theta||^2 = sum_l ||W_l||_F^2, plus the
-biases when ``ridge_on_bias``. The ridge is part of the loss, not decoupled weight
-decay. Both terms are returned so they can be logged separately.
+biases when ``ridge_on_bias`` (each model says which parameters count: ``Model.ridge``).
+The ridge is part of the loss, not decoupled weight decay. Both terms are returned so
+they can be logged separately.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-
-
-def squared_norm(params, include_bias: bool = False):
-    """||theta||^2 = sum_l ||W_l||_F^2 (+ sum_l ||b_l||^2 when include_bias)."""
-    total = 0.0
-    for name, value in params.items():
-        if name.startswith("W") or (include_bias and name.startswith("b")):
-            total = total + jnp.sum(value * value)
-    return total
 
 
 def fit_term(pred, y, loss: str):
@@ -30,11 +22,11 @@ def fit_term(pred, y, loss: str):
     raise ValueError(f"Unknown loss {loss!r}; choose from ['mse', 'cross_entropy']")
 
 
-def objective(apply_fn, params, x, y, lam, loss: str, include_bias: bool = False):
+def objective(model, params, x, y, lam, loss: str, include_bias: bool = False):
     """Return ``(fit + lam * ||theta||^2, (fit, lam * ||theta||^2))``."""
-    pred = apply_fn(params, x)
+    pred, _ = model.apply(params, x)
     fit = fit_term(pred, y, loss)
-    ridge = lam * squared_norm(params, include_bias)
+    ridge = lam * model.ridge(params, include_bias)
     return fit + ridge, (fit, ridge)
 
 

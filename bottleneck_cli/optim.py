@@ -1,22 +1,72 @@
-"""Optimizers and schedules, with the learning rate and ridge as traced arrays.
+"""Optimizers, schedules and training stages, with the learning rate and ridge as traced arrays.
 
 The optax transform computes a direction (momentum trace or Adam's scaling, then a
 sign flip); the trainer multiplies it by ``lr * lr_factor(step)``. For SGD, momentum
 and Adam this equals passing the learning rate to optax, but it lets every sweep
-member carry its own lr inside one compiled program.
+member carry its own lr inside one compiled program. L-BFGS finds its own step by a
+zoom line search (optax's ``lbfgs``): its direction already holds the step.
+
+A run is a list of stages (``optim.stages``), each with its own optimizer, schedule,
+learning-rate and ridge scales and length; without stages it is one stage of
+``steps`` steps with the settings of ``optim``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import jax.numpy as jnp
 import optax
 
 
-def direction(optim_cfg) -> optax.GradientTransformation:
-    """The update direction for a unit learning rate."""
-    if optim_cfg.name == "adam":
+@dataclass(frozen=True)
+class Stage:
+    """One resolved training stage: steps [start, end) (the last one includes ``end``)."""
+
+    index: int
+    start: int
+    end: int
+    name: str  # gd | sgd | adam | lbfgs
+    schedule: str  # constant | cosine | step
+    lr_scale: float
+    lam_scale: float
+
+    @property
+    def steps(self) -> int:
+        return self.end - self.start
+
+
+def stages(cfg) -> list[Stage]:
+    """The run's stages; ``optim.stages`` entries inherit unset fields from ``optim``.
+    Config validation guarantees that their lengths add up to ``steps``."""
+    o = cfg.optim
+    specs = list(o.get("stages") or []) or [{}]
+    out, start = [], 0
+    for i, spec in enumerate(specs):
+        length = spec.get("steps")
+        end = cfg.steps if length is None else start + int(length)
+        out.append(Stage(i, start, end, spec.get("name") or o.name,
+                         spec.get("schedule") or o.schedule,
+                         float(spec.get("lr_scale", 1.0)), float(spec.get("lam_scale", 1.0))))
+        start = end
+    return out
+
+
+def stage_at(all_stages: list[Stage], step: int) -> Stage:
+    """The stage that step ``step`` belongs to (its first step starts it)."""
+    for s in all_stages:
+        if step < s.end:
+            return s
+    return all_stages[-1]
+
+
+def direction(optim_cfg, name: str | None = None) -> optax.GradientTransformation:
+    """The update direction for a unit learning rate (``name``: a stage's optimizer)."""
+    name = name or optim_cfg.name
+    if name == "lbfgs":
+        return optax.lbfgs()
+    if name == "adam":
         core = optax.scale_by_adam(b1=optim_cfg.b1, b2=optim_cfg.b2, eps=optim_cfg.eps)
     elif optim_cfg.momentum > 0:
         core = optax.trace(decay=optim_cfg.momentum, nesterov=False)
@@ -25,12 +75,14 @@ def direction(optim_cfg) -> optax.GradientTransformation:
     return optax.chain(core, optax.scale(-1.0))
 
 
-def lr_factor(optim_cfg, steps: int, step):
-    """Multiplier of the base learning rate at ``step`` (warmup, then the schedule)."""
+def lr_factor(optim_cfg, steps: int, step, schedule: str | None = None):
+    """Multiplier of the base learning rate at ``step`` of a stage of ``steps`` steps
+    (warmup, then the schedule)."""
+    schedule = schedule or optim_cfg.schedule
     step = jnp.asarray(step, jnp.float32)
-    if optim_cfg.schedule == "cosine":
+    if schedule == "cosine":
         factor = 0.5 * (1.0 + jnp.cos(math.pi * jnp.minimum(step / steps, 1.0)))
-    elif optim_cfg.schedule == "step":
+    elif schedule == "step":
         factor = optim_cfg.decay_factor ** jnp.floor(step / optim_cfg.decay_every)
     else:
         factor = jnp.ones_like(step)
@@ -44,3 +96,16 @@ def lam_factor(optim_cfg, step):
     if optim_cfg.lam_schedule == "anneal":
         return jnp.where(step < optim_cfg.lam_warm_steps, 1.0, optim_cfg.lam_factor)
     return jnp.ones((), jnp.float32)
+
+
+def stage_lr(optim_cfg, stage: Stage, base_lr, step):
+    """The learning rate at ``step`` inside ``stage`` (L-BFGS: the line search's scale)."""
+    if stage.name == "lbfgs":
+        return jnp.asarray(stage.lr_scale, jnp.float32)
+    return base_lr * stage.lr_scale * lr_factor(optim_cfg, stage.steps, step - stage.start,
+                                                stage.schedule)
+
+
+def stage_lam(optim_cfg, stage: Stage, base_lam, step):
+    """The ridge strength at ``step`` inside ``stage``."""
+    return base_lam * stage.lam_scale * lam_factor(optim_cfg, step)

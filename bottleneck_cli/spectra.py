@@ -152,16 +152,15 @@ def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
     hi = jax.lax.Precision.HIGHEST
     x = x[: int(_cfg(metrics_cfg, "max_samples"))]
     n = x.shape[0]
-    _, inter = model.apply(params, x)
-    pre, post = list(inter["pre"]), list(inter["post"])
-    names = _weight_names(params)
-    Ws = [params[k] for k in names]
+    _, hiddens = model.apply(params, x)
+    weights = model.weights(params)
+    names, Ws = list(weights), list(weights.values())
 
-    mats = dict(zip(names, Ws))
-    for l, a in enumerate(post, 1):
-        z = a / math.sqrt(n)
-        mats[layer_name("Z", l)] = z
-        mats[layer_name("Zc", l)] = z - jnp.mean(z, axis=0, keepdims=True)
+    mats = dict(weights)
+    for name, a in hiddens.items():
+        z = a.reshape(n, -1) / math.sqrt(n)
+        mats[name] = z
+        mats["Zc" + name[1:]] = z - jnp.mean(z, axis=0, keepdims=True)
     svals = grouped_svals(mats, host=svd_on_host)
     out = dict(svals)
 
@@ -172,12 +171,14 @@ def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
         a = jnp.matmul(Ws[l], Ws[l].T, precision=hi)
         b = jnp.matmul(Ws[l - 1].T, Ws[l - 1], precision=hi)
         out[f"balance/{names[l - 1]}"] = jnp.sqrt(jnp.sum(jnp.square(a - b)))
-    for l, (zt, z) in enumerate(zip(pre, post), 1):
-        num = jnp.sqrt(jnp.sum(jnp.square(z - zt)))
-        den = jnp.sqrt(jnp.sum(jnp.square(zt)))
-        out[f"nonlin/{layer_name('Z', l)}"] = jnp.where(den > 0, num / jnp.where(den > 0, den, 1), 0.0)
-    if getattr(getattr(model, "module", None), "activation", None) == "relu":
-        out.update(neuron_metrics(params, post, metrics_cfg))
+    if hasattr(model, "preactivations"):
+        for name, zt in model.preactivations(params, x).items():
+            z = hiddens[name]
+            num = jnp.sqrt(jnp.sum(jnp.square(z - zt)))
+            den = jnp.sqrt(jnp.sum(jnp.square(zt)))
+            out[f"nonlin/{name}"] = jnp.where(den > 0, num / jnp.where(den > 0, den, 1), 0.0)
+    if getattr(model, "kind", None) == "mlp" and getattr(model, "activation", None) == "relu":
+        out.update(neuron_metrics(params, list(hiddens.values()), metrics_cfg))
 
     apply_fn = lambda p, v: model.apply(p, v)[0]  # noqa: E731
     done = svals  # what follows waits for every SVD above (see _after)
@@ -345,7 +346,7 @@ def ntk_trace_mlp(model, params, x):
         B[bn] = jnp.broadcast_to(b[None, :], (n, fan_out))
 
     def single(b_i, x_i):
-        out, inter = module.apply({"params": {**Ws, **b_i}}, x_i[None])
+        out, inter = module.apply({"params": {**Ws, **b_i}}, x_i.reshape(1, -1))
         return out[0], [a[0] for a in inter["post"]]
 
     out, vjp_fn, post = jax.vjp(lambda bb: jax.vmap(single)(bb, x), B, has_aux=True)
@@ -454,7 +455,7 @@ def ntk_metrics(model, params, x, *, iters: int = NTK_ITERS,
 
     x = x[:max_samples]
     n = x.shape[0]
-    depth = len(_weight_names(params))
+    depth = model.depth
     apply_fn = lambda p, v: model.apply(p, v)[0]  # noqa: E731
     if isinstance(getattr(model, "module", None), FullyConnected):
         trace = ntk_trace_mlp(model, params, x)

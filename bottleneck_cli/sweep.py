@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import rundir as rd
-from .config import CONFIG_DIR, ConfigError, load
+from .config import CONFIG_DIR, PROGRAM_FREE, ConfigError, load, program_key
 from .runs import _key, check_data, config_text, prepare, run_name
 
-# Keys that never change array shapes: members differing only here train together.
-BATCHABLE = ("seed", "lam", "lr", "model.init_scale", "task.noise", "task.data_seed",
-             "task.singular_values", "name", "out", "description")
+# Keys that keep the compiled program: members differing only here train together.
+BATCHABLE = PROGRAM_FREE
 INDEX = "sweep.json"
 LAUNCHER_PREFIXES = ("hydra/launcher", "hydra.launcher", "+hydra/launcher")
 
@@ -142,20 +141,6 @@ def _parse_value(override: str):
     return OverridesParser.create().parse_override(override).value()
 
 
-def _group_key(cfg) -> str:
-    """The config without ``BATCHABLE`` keys: members with equal keys share a program."""
-    from omegaconf import OmegaConf
-
-    data = OmegaConf.to_container(cfg, resolve=True)
-    for dotted in BATCHABLE:
-        node = data
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.get(p, {})
-        node.pop(leaf, None)
-    return json.dumps(data, sort_keys=True)
-
-
 def plan(overrides: list[str], name: str | None = None, config_dirs=(),
          out: str | None = None) -> Plan:
     """Expand, compose and validate every member; group them into jobs. Writes nothing."""
@@ -192,7 +177,7 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
             checked.add(key)
     groups: dict[str, list[int]] = {}
     for i, m in enumerate(members):
-        groups.setdefault(_group_key(m.cfg), []).append(i)
+        groups.setdefault(program_key(m.cfg), []).append(i)
     jobs = []
     for idx in groups.values():
         cap = members[idx[0]].cfg.sweep.max_members

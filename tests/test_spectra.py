@@ -14,7 +14,7 @@ from jax.flatten_util import ravel_pytree
 
 from bottleneck_cli import spectra as sp
 from bottleneck_cli.config import MetricsConfig
-from bottleneck_cli.models import FullyConnected, Model
+from bottleneck_cli.models import MLP as Model, FullyConnected
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 
@@ -162,7 +162,7 @@ def test_neuron_counts_merge_positive_multiples_and_drop_dead_neurons():
     # thresholds come from the metrics config when it has them: cosine >= -1 links all
     cfg = {**vars(MetricsConfig()), "neuron_cos": -1.0}
     p, xs = jparams(params), jnp.asarray(x, jnp.float32)
-    post = model.apply(p, xs)[1]["post"]
+    post = list(model.apply(p, xs)[1].values())
     got = jax.device_get(jax.jit(lambda p, post: sp.neuron_metrics(p, post, cfg))(p, post))
     assert float(got["neurons/Z01"]) == 1 and float(got["active/Z01"]) == 6
     one = sp.neuron_counts(p["W01"], p["b01"], post[0], p["W02"])  # the single-layer form

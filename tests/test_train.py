@@ -117,7 +117,7 @@ def test_one_gd_step_matches_independent_gradient(tmp_path):
     assert jax.config.jax_enable_x64  # dtype=float64 switched JAX to 64 bits
 
     data = make_dataset(cfg.task, cfg.seed, np.float64)
-    p0 = build(cfg, data.d_in, data.d_out).init_params(cfg.seed, np.float64)
+    p0 = build(cfg, data.d_in, data.d_out).init(cfg.seed, np.float64)
     assert set(p0) == {"W01", "W02", "W03", "b01", "b02", "b03"}
     x, y = jax.numpy.asarray(data.x_train), jax.numpy.asarray(data.y_train)
     obj = lambda p: reference_objective(p, x, y, cfg.lam, cfg.depth)  # noqa: E731
@@ -155,7 +155,7 @@ def test_float64_run_uses_the_exact_learning_rate(tmp_path):
     assert train_members([member]) == ["finished"]
     assert member.run.read_metrics()[0]["lr"] == 0.1
     data = make_dataset(cfg.task, cfg.seed, np.float64)
-    p0 = build(cfg, data.d_in, data.d_out).init_params(cfg.seed, np.float64)
+    p0 = build(cfg, data.d_in, data.d_out).init(cfg.seed, np.float64)
     x, y = jax.numpy.asarray(data.x_train), jax.numpy.asarray(data.y_train)
     grads = jax.grad(lambda p: reference_objective(p, x, y, cfg.lam, cfg.depth)[0])(p0)
     trained = rd.read_npz(member.run.file(rd.PARAMS))

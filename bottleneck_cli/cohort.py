@@ -1,0 +1,257 @@
+"""A cohort: same-shape members trained by one compiled program, and the program cache.
+
+A single ``bncli train`` is a cohort of one; a sweep job is a cohort of many. Members
+differ only in values that keep the program (``config.PROGRAM_FREE``): lr and lam are
+traced arrays, the rest act on the host before training. The state is one pytree with
+a leading member axis; ``jax.vmap`` maps the step over it and ``lax.fori_loop`` runs
+many steps per call (the trip count is traced, so chunks of any length share one
+compilation). A member whose loss turns non-finite is frozen and marked diverged while
+its cohort-mates train on. Each training stage (``optim.stages``) has its own pair of
+programs; the optimizer state starts afresh at a stage's first step.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+
+from .optim import Stage, stage_at, stages
+
+
+class Program:
+    """A jitted function shared by every cohort of one shape. Its first call (trace and
+    compile) holds a lock, so lanes training side by side compile it once. ``layout``:
+    what ``_pack`` recorded while tracing, if the function packs its outputs."""
+
+    def __init__(self, fn, **jit_options):
+        import jax
+
+        self.fn, self.lock, self.ready = jax.jit(fn, **jit_options), threading.Lock(), False
+        self.layout = getattr(fn, "layout", None)
+
+    def __call__(self, *args):
+        if self.ready:
+            return self.fn(*args)
+        with self.lock:
+            out = self.fn(*args)
+            self.ready = True
+        return out
+
+
+_PROGRAMS: dict[str, tuple[Program, Program]] = {}  # oldest first
+MAX_PROGRAMS = 16
+_PROGRAMS_LOCK = threading.Lock()
+
+
+def forget_programs() -> None:
+    """Drop every cached program (the next cohort traces and compiles again)."""
+    with _PROGRAMS_LOCK:
+        _PROGRAMS.clear()
+
+
+def _pack(tree: dict, layout: dict):
+    """Every output as one (members, total) array, so that the host fetches one buffer
+    (each device-to-host copy costs ~0.2 ms on the CPU, and a record has ~100 outputs).
+    Fills ``layout`` (key -> per-member shape and dtype) while tracing."""
+    import jax.numpy as jnp
+
+    keys = sorted(tree)
+    floats = [tree[k].dtype for k in keys if jnp.issubdtype(tree[k].dtype, jnp.floating)]
+    dtype = jnp.result_type(*floats) if floats else jnp.float32
+    n = tree[keys[0]].shape[0]
+    layout.clear()
+    layout.update({k: (tuple(tree[k].shape[1:]), np.dtype(tree[k].dtype)) for k in keys})
+    return jnp.concatenate([tree[k].reshape(n, -1).astype(dtype) for k in keys], axis=1)
+
+
+def _unpack(flat: np.ndarray, layout: dict) -> dict[str, np.ndarray]:
+    """``_pack``'s outputs back as a dict of (members, ...) arrays."""
+    out, at = {}, 0
+    for key, (shape, dtype) in layout.items():
+        size = int(np.prod(shape, dtype=int))
+        out[key] = flat[:, at:at + size].reshape((flat.shape[0], *shape)).astype(dtype)
+        at += size
+    return out
+
+
+def _program_key(cfg, info, data: dict, n: int, stage: int) -> str:
+    """Everything the compiled step and evaluation depend on: the config without the
+    settings that keep the program, the data's shapes, the member count, the stage."""
+    import jax
+
+    from .config import program_key
+
+    return json.dumps({
+        "config": program_key(cfg), "members": n, "backend": jax.default_backend(),
+        "data": {k: list(np.shape(v)) for k, v in data.items()}, "stage": stage,
+        "loss": info.loss, "classification": info.classification, "n_test": info.n_test,
+    }, sort_keys=True, default=str)
+
+
+def _stack(trees):
+    import jax
+
+    return jax.tree_util.tree_map(lambda *xs: np.stack(xs), *trees)
+
+
+def _flat_opt(opt_state):
+    import jax
+
+    return jax.tree_util.tree_leaves(opt_state)
+
+
+class Cohort:
+    """The arrays and compiled functions of one cohort of same-shape members."""
+
+    def __init__(self, members: list):
+        import jax
+        import jax.numpy as jnp
+
+        from . import models, tasks
+
+        self.members = members
+        cfg = self.cfg = members[0].cfg
+        self.dtype = np.float64 if cfg.dtype == "float64" else np.float32
+        data = [tasks.make_dataset(m.cfg.task, m.cfg.seed, self.dtype) for m in members]
+        shapes = {(d.x_train.shape, d.y_train.shape, d.x_test.shape) for d in data}
+        if len(shapes) != 1:
+            raise ValueError(f"members of one cohort have different data shapes: {shapes}")
+        self.data_info = data[0]
+        in_shape, d_out = data[0].x_train.shape[1:], data[0].d_out
+        self.model = models.build(cfg, in_shape, d_out)
+        self.data = {
+            "x": np.stack([d.x_train for d in data]),
+            "y": np.stack([d.y_train for d in data]),
+            "xt": np.stack([d.x_test for d in data]),
+            "yt": np.stack([d.y_test for d in data]),
+        }
+        self.hyper = {
+            "lr": np.array([m.cfg.lr for m in members], self.dtype),
+            "lam": np.array([m.cfg.lam for m in members], self.dtype),
+            # raw threefry keys: equal to jax.random.PRNGKey(seed) for 32-bit seeds
+            "key": np.array([[0, m.cfg.seed] for m in members], np.uint32),
+        }
+        params = _stack([models.build(m.cfg, in_shape, d_out).init(m.cfg.seed, self.dtype)
+                         for m in members])
+        n = len(members)
+        self.state = {
+            "params": params,
+            "alive": np.ones(n, bool),
+            "div_step": np.full(n, -1, np.int32),
+            "step": np.zeros((), np.int32),
+        }
+        self.elapsed = np.zeros(n)
+        self.stages = stages(cfg)
+        start = int(members[0].start["step"]) if members[0].start else 0
+        self._enter(stage_at(self.stages, start), params)
+        if members[0].start:
+            self._restore([m.start for m in members])
+        self.state = jax.tree_util.tree_map(jnp.asarray, self.state)
+        self.data = {k: jnp.asarray(v) for k, v in self.data.items()}
+        self.hyper = {k: jnp.asarray(v) for k, v in self.hyper.items()}
+        self._programs()
+
+    # ---- stages --------------------------------------------------------------
+    def _enter(self, stage: Stage, params) -> None:
+        """Start ``stage``: its optimizer with a fresh state for ``params``."""
+        import jax
+
+        from .optim import direction
+
+        self.stage = stage
+        self.tx = direction(self.cfg.optim, stage.name)
+        opt = jax.vmap(self.tx.init)(params)
+        self.opt_treedef = jax.tree_util.tree_structure(opt)
+        self.state["opt"] = opt
+
+    def _programs(self) -> None:
+        key = _program_key(self.cfg, self.data_info, self.data, len(self.members),
+                           self.stage.index)
+        with _PROGRAMS_LOCK:  # lanes starting together share one program
+            if key not in _PROGRAMS:
+                while len(_PROGRAMS) >= MAX_PROGRAMS:  # a long sweep of many shapes
+                    _PROGRAMS.pop(next(iter(_PROGRAMS)))
+                _PROGRAMS[key] = (Program(self._make_chunk(), donate_argnums=0),
+                                  Program(self._make_evaluate()))
+            self._chunk, self._evaluate = _PROGRAMS[key]
+
+    def stage_ends(self) -> list[int]:
+        """Steps at which one stage ends and the next begins."""
+        return [s.end for s in self.stages[:-1]]
+
+    def advance_stage(self) -> None:
+        """At a stage's last step: move to the next stage (fresh optimizer state)."""
+        import jax
+        import jax.numpy as jnp
+
+        step = int(self.state["step"])
+        nxt = stage_at(self.stages, step)
+        if nxt.index == self.stage.index:
+            return
+        self._enter(nxt, self.state["params"])
+        self.state["opt"] = jax.tree_util.tree_map(jnp.asarray, self.state["opt"])
+        self._programs()
+
+    # ---- checkpoint arrays (one member) ------------------------------------
+    def _restore(self, starts: list[dict]) -> None:
+        import jax
+
+        names = sorted(self.state["params"])
+        self.state["params"] = {k: np.stack([s[f"params/{k}"] for s in starts]) for k in names}
+        n_leaves = self.opt_treedef.num_leaves
+        leaves = [np.stack([s[f"opt/{i:03d}"] for s in starts]) for i in range(n_leaves)]
+        self.state["opt"] = jax.tree_util.tree_unflatten(self.opt_treedef, leaves)
+        self.state["alive"] = np.array([bool(s["alive"]) for s in starts])
+        self.state["div_step"] = np.array([int(s["div_step"]) for s in starts], np.int32)
+        self.state["step"] = np.asarray(int(starts[0]["step"]), np.int32)
+        self.elapsed = np.array([float(s["elapsed"]) for s in starts])
+
+    def member_arrays(self, host_state, i: int) -> dict[str, np.ndarray]:
+        out = {f"params/{k}": v[i] for k, v in host_state["params"].items()}
+        for j, leaf in enumerate(_flat_opt(host_state["opt"])):
+            out[f"opt/{j:03d}"] = np.asarray(leaf)[i]
+        out.update(alive=host_state["alive"][i], div_step=host_state["div_step"][i],
+                   step=host_state["step"], elapsed=self.elapsed[i])
+        return out
+
+    # ---- compiled functions --------------------------------------------------
+    def _make_chunk(self):
+        from .steps import make_chunk
+
+        return make_chunk(self.cfg, self.model, self.tx, self.stage, self.data_info)
+
+    def _make_evaluate(self):
+        from .steps import make_evaluate
+
+        return make_evaluate(self.cfg, self.model, self.stage, self.data_info)
+
+    # ---- host-side driving ---------------------------------------------------
+    def run_to(self, step: int) -> None:
+        import jax.numpy as jnp
+
+        n = step - int(self.state["step"])
+        self.state = self._chunk(self.state, self.hyper, self.data, jnp.asarray(n, jnp.int32))
+
+    def evaluate(self) -> list[tuple[dict, dict]]:
+        """Per member: (scalar metrics, raw singular-value arrays)."""
+        import jax
+
+        from . import spectra
+
+        flat = np.asarray(jax.device_get(self._evaluate(self.state, self.hyper, self.data)))
+        raw = _unpack(flat, self._evaluate.layout)
+        out = []
+        for i, m in enumerate(self.members):
+            one = spectra.host_svals({k: np.asarray(v[i]) for k, v in raw.items()})
+            arrays, scalars = spectra.split_arrays_and_scalars(one)
+            record = {k: float(v) for k, v in scalars.items()}
+            record.update(spectra.summarize({**arrays, **record}, self.model.depth, m.cfg.metrics))
+            if len(self.stages) > 1:
+                record["stage"] = float(self.stage.index)
+            out.append((record, arrays))
+        return out
+
+
+Batch = Cohort  # the name earlier code and tests use

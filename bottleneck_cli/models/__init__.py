@@ -1,0 +1,56 @@
+"""Models: the ``MODELS`` registry, and a researcher's own model through ``_target_``.
+
+Every family follows the protocol of ``base.Model`` (``depth``, ``init``, ``apply`` ->
+``(y, hiddens)``, ``weights``, ``ridge``). Adding a family: a new file here with a
+``build_<name>(cfg, in_shape, d_out)`` function, one line in ``MODELS``, and its config
+dataclass in ``config.MODEL_FAMILIES`` (see docs/extending.md).
+
+``model._target_=package.module.Class`` instantiates the user's own class instead: it
+receives every other key of ``model`` as a keyword argument, plus ``depth``, ``width``,
+``in_shape`` (one sample's input shape) and ``d_out``; its module is imported from
+``PYTHONPATH``, the working folder or a ``--config-dir`` folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Callable
+
+from .base import Model, layer_order
+from .mlp import MLP, FullyConnected, build_linear, build_mlp
+
+MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear}
+
+
+def _target(cfg, in_shape, d_out, search_dirs=()) -> Model:
+    from omegaconf import OmegaConf
+
+    path = str(cfg.model._target_)
+    module_name, _, attr = path.rpartition(".")
+    for d in [*search_dirs, "."]:
+        if d not in sys.path:
+            sys.path.append(d)
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"model._target_={path!r} cannot be imported ({exc})") from None
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()
+              if k != "_target_"}
+    return cls(depth=cfg.depth, width=cfg.width, in_shape=tuple(in_shape), d_out=d_out, **kwargs)
+
+
+def build(cfg, in_shape, d_out: int, search_dirs=()) -> Model:
+    """Build ``cfg.model`` for inputs of one sample's shape ``in_shape`` (an int is a
+    vector length) and outputs of size ``d_out``."""
+    in_shape = (in_shape,) if isinstance(in_shape, int) else tuple(in_shape)
+    if cfg.model.get("_target_"):
+        return _target(cfg, in_shape, d_out, search_dirs)
+    try:
+        builder = MODELS[cfg.model.name]
+    except KeyError:
+        raise ValueError(f"Unknown model {cfg.model.name!r}; choose from {sorted(MODELS)}") from None
+    return builder(cfg, in_shape, d_out)
+
+
+__all__ = ["MODELS", "MLP", "FullyConnected", "Model", "build", "layer_order"]

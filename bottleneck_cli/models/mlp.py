@@ -1,0 +1,118 @@
+"""The fully connected families: ``mlp`` (ReLU/tanh, biases) and ``linear`` (deep linear).
+
+Parameters are a flat dict ``{"W01": (fan_in, fan_out), "b01": (fan_out,), ...}``, 1-based
+layer index l = 1..L (SCIENCE.md section 1 calls W_l the map a_{l-1} -> z_l; we store its
+transpose so that ``z = a @ W``; singular values are the same). The hidden
+representations are the post-activations a_1..a_{L-1} (``Z01``..), the papers' Z_l.
+Initialisation is host-side NumPy: W ~ N(0, init_scale^2 * gain / fan_in), gain 2 (He) or
+1 (LeCun); biases start at zero. Inputs of any shape are flattened to vectors.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from ..rundir import layer_name
+from .base import Model
+
+ACTIVATIONS: dict[str, Callable] = {
+    "relu": nn.relu,
+    "tanh": jnp.tanh,
+    "identity": lambda z: z,
+}
+INIT_GAIN = {"he": 2.0, "lecun": 1.0}
+
+
+class FullyConnected(nn.Module):
+    """z_l = a_{l-1} W_l + b_l, a_l = act(z_l); output z_L (no activation)."""
+
+    depth: int
+    width: int
+    d_out: int
+    activation: str = "relu"
+    bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        act = ACTIVATIONS[self.activation]
+        pre, post = [], []
+        a = x
+        for l in range(1, self.depth + 1):
+            fan_out = self.d_out if l == self.depth else self.width
+            W = self.param(layer_name("W", l), nn.initializers.zeros, (a.shape[-1], fan_out))
+            z = a @ W
+            if self.bias:
+                z = z + self.param(layer_name("b", l), nn.initializers.zeros, (fan_out,))[None, :]
+            if l < self.depth:
+                pre.append(z)
+                a = act(z)
+                post.append(a)
+        return z, {"pre": pre, "post": post}
+
+
+class MLP(Model):
+    """A built fully connected net: its Flax module and how to initialise it."""
+
+    kind = "mlp"
+
+    def __init__(self, module: FullyConnected, d_in: int, init: str = "he",
+                 init_scale: float = 1.0):
+        self.module, self.d_in, self.init_scheme, self.init_scale = module, d_in, init, init_scale
+        self.depth = module.depth
+        self.activation = module.activation
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        m = self.module
+        dims = [self.d_in] + [m.width] * (m.depth - 1) + [m.d_out]
+        shapes = {}
+        for l in range(1, m.depth + 1):
+            shapes[layer_name("W", l)] = (dims[l - 1], dims[l])
+            if m.bias:
+                shapes[layer_name("b", l)] = (dims[l],)
+        return shapes
+
+    def init(self, seed: int, dtype=np.float32) -> dict[str, np.ndarray]:
+        """Host-side initialisation, deterministic in ``seed``; fan-in is a W's first axis."""
+        rng = np.random.default_rng([seed, 0x6E6E])
+        gain = INIT_GAIN[self.init_scheme]
+        params = {}
+        for name, shape in self.shapes().items():
+            if name.startswith("W"):
+                std = self.init_scale * np.sqrt(gain / shape[0])
+                params[name] = (std * rng.standard_normal(shape)).astype(dtype)
+            else:
+                params[name] = np.zeros(shape, dtype)
+        return params
+
+    def _forward(self, params, x):
+        return self.module.apply({"params": params}, x.reshape(x.shape[0], -1))
+
+    def apply(self, params, x):
+        """``(f(x), {"Z01": a_1, ..., "Z(L-1)": a_{L-1}})`` for a batch ``x``."""
+        y, inter = self._forward(params, x)
+        return y, {layer_name("Z", l): a for l, a in enumerate(inter["post"], 1)}
+
+    def preactivations(self, params, x) -> dict:
+        """``{"Z01": z_1, ...}``: the hidden layers before the activation."""
+        _, inter = self._forward(params, x)
+        return {layer_name("Z", l): z for l, z in enumerate(inter["pre"], 1)}
+
+
+def _flat_dim(in_shape) -> int:
+    return int(np.prod(in_shape))
+
+
+def build_mlp(cfg, in_shape: tuple[int, ...], d_out: int) -> MLP:
+    m = cfg.model
+    module = FullyConnected(cfg.depth, cfg.width, d_out, m.activation, m.bias)
+    return MLP(module, _flat_dim(in_shape), m.init, m.init_scale)
+
+
+def build_linear(cfg, in_shape: tuple[int, ...], d_out: int) -> MLP:
+    m = cfg.model
+    module = FullyConnected(cfg.depth, cfg.width, d_out, "identity", m.bias)
+    return MLP(module, _flat_dim(in_shape), m.init, m.init_scale)

@@ -1,0 +1,104 @@
+"""The compiled functions of a cohort: the training chunk and the metrics evaluation.
+
+``member_step`` is one optimizer step of one member (pure; ``jax.vmap`` maps it over the
+cohort); ``make_chunk`` runs many steps per call with ``lax.fori_loop``; ``make_evaluate``
+computes one metrics record per member and packs every output into one buffer.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .objective import accuracy, fit_term, objective
+from .optim import stage_lam, stage_lr
+
+
+def make_member_step(cfg, model, tx, stage, info):
+    """One step of one member: (params, opt, alive, div_step, hyper, x, y, step) -> new
+    (params, opt, alive, div_step). A non-finite objective freezes the member."""
+    loss_kind = info.loss
+    include_bias = cfg.model.get("ridge_on_bias", False)
+    batch_size = cfg.optim.batch_size
+    n_train = info.n_train
+    minibatch = batch_size is not None and batch_size < n_train
+    lbfgs = stage.name == "lbfgs"
+
+    def member_step(params, opt, alive, div_step, hyper, x, y, step):
+        if minibatch:
+            key = jax.random.fold_in(hyper["key"], step)
+            idx = jax.random.permutation(key, n_train)[:batch_size]
+            x, y = x[idx], y[idx]
+        lam = stage_lam(cfg.optim, stage, hyper["lam"], step)
+        loss = lambda p: objective(model, p, x, y, lam, loss_kind, include_bias)  # noqa: E731
+        (total, _), grads = jax.value_and_grad(loss, has_aux=True)(params)
+        if lbfgs:
+            value_fn = lambda p: loss(p)[0]  # noqa: E731
+            direction, new_opt = tx.update(grads, opt, params, value=total, grad=grads,
+                                           value_fn=value_fn)
+        else:
+            direction, new_opt = tx.update(grads, opt, params)
+        lr = stage_lr(cfg.optim, stage, hyper["lr"], step).astype(x.dtype)
+        new_params = jax.tree_util.tree_map(lambda p, d: p + lr * d, params, direction)
+        ok = alive & jnp.isfinite(total)
+        keep = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
+            lambda a, b: jnp.where(ok, a, b), new, old)
+        div_step = jnp.where(alive & ~ok, step, div_step)
+        return keep(new_params, params), keep(new_opt, opt), ok, div_step
+
+    return member_step
+
+
+def make_chunk(cfg, model, tx, stage, info):
+    """``chunk(state, hyper, data, n)``: n steps of every member (one compiled program)."""
+    stepped = jax.vmap(make_member_step(cfg, model, tx, stage, info),
+                       in_axes=(0, 0, 0, 0, 0, 0, 0, None))
+
+    def chunk(state, hyper, data, n):
+        def body(_, st):
+            p, o, a, d = stepped(st["params"], st["opt"], st["alive"], st["div_step"],
+                                 hyper, data["x"], data["y"], st["step"])
+            return {"params": p, "opt": o, "alive": a, "div_step": d, "step": st["step"] + 1}
+
+        return jax.lax.fori_loop(0, n, body, state)
+
+    return chunk
+
+
+def make_evaluate(cfg, model, stage, info):
+    """``evaluate(state, hyper, data)``: losses and raw spectra of every member, packed
+    into one (members, total) array whose layout is ``evaluate.layout``."""
+    from . import spectra
+    from .cohort import _pack
+
+    apply_fn = lambda p, x: model.apply(p, x)[0]  # noqa: E731
+    n_rep = min(cfg.metrics.max_samples, info.n_train)
+    include_bias = cfg.model.get("ridge_on_bias", False)
+    # On the CPU backend SVDs run in NumPy after the program (see spectra.grouped_svals).
+    svd_on_host = jax.default_backend() == "cpu"
+
+    def member_eval(params, hyper, x, y, xt, yt, step):
+        lam = stage_lam(cfg.optim, stage, hyper["lam"], step)
+        total, (fit, ridge) = objective(model, params, x, y, lam, info.loss, include_bias)
+        out = {"loss/train": total, "loss/fit": fit, "loss/ridge": ridge, "lam": lam,
+               "lr": stage_lr(cfg.optim, stage, hyper["lr"], step)}
+        if info.n_test > 0:
+            out["loss/test"] = fit_term(apply_fn(params, xt), yt, info.loss)
+        if info.classification:
+            out["acc/train"] = accuracy(apply_fn(params, x), y)
+            if info.n_test > 0:
+                out["acc/test"] = accuracy(apply_fn(params, xt), yt)
+        out.update(spectra.raw_spectra(model, params, x[:n_rep], cfg.metrics,
+                                       svd_on_host=svd_on_host))
+        return out
+
+    layout: dict = {}
+
+    def evaluate(state, hyper, data):
+        out = jax.vmap(member_eval, in_axes=(0, 0, 0, 0, 0, 0, None))(
+            state["params"], hyper, data["x"], data["y"], data["xt"], data["yt"],
+            state["step"])
+        return _pack(out, layout)
+
+    evaluate.layout = layout
+    return evaluate
