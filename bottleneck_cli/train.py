@@ -41,9 +41,10 @@ class Member:
 
 # ---------------------------------------------------------------- schedules on the host
 def metric_steps(cfg) -> list[int]:
-    """Step 0, ``num_log`` log-spaced steps, every ``every`` steps, and the final step."""
+    """Step 0, ``num_log`` log-spaced steps, every ``every`` steps, each stage's first
+    step, and the final step."""
     steps = cfg.steps
-    marks = {0, steps}
+    marks = {0, steps, *(s.start for s in stages(cfg))}
     if cfg.metrics.num_log > 0:
         marks.update(int(round(s)) for s in np.geomspace(1, steps, cfg.metrics.num_log))
     if cfg.metrics.every > 0:

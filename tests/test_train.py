@@ -175,6 +175,10 @@ OPTIMS = {
     "gd": [],
     "sgd": ["optim=sgd", "optim.batch_size=4"],  # minibatches of 4 out of 8
     "adam": ["optim=adam", "lr=0.01"],
+    # two stages, Adam then plain gradient descent: the stop falls after the boundary
+    # (22) or before it (33), so the resumed run restarts in, or crosses into, stage two
+    "adam_gd_22": ["optim=adam", "lr=0.01", "optim.stages=[{steps:22},{name:gd,lr_scale:2}]"],
+    "adam_gd_33": ["optim=adam", "lr=0.01", "optim.stages=[{steps:33},{name:gd,lr_scale:2}]"],
 }
 STOP_AT = 25  # between the checkpoints at 20 and 30
 
