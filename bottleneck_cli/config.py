@@ -37,6 +37,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
+    _target_: Optional[str] = None  # a researcher's own model class (docs/extending.md)
     name: str = "mlp"  # mlp | linear
     bias: bool = True
     activation: str = "relu"  # relu | tanh | identity
@@ -282,6 +283,8 @@ def validate(cfg) -> None:
     for key in _non_finite(cfg):
         raise ConfigError(f"{key}={_get(cfg, key)} must be a finite number")
     for key, allowed in CHOICES.items():
+        if key == "model.name" and cfg.model.get("_target_"):
+            continue  # the user's class names the model
         value = _get(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not valid; choose from {list(allowed)}")
@@ -382,4 +385,11 @@ def load(overrides: list[str], config_dirs: list[str] = ()):
         raise
     except Exception as exc:  # a deleted key (~depth), an unresolvable ${...}
         raise ConfigError(_one_line(exc)) from exc
+    if cfg.model.get("_target_"):
+        from .models import resolve_target
+
+        try:
+            resolve_target(cfg.model._target_, user_config_dirs(config_dirs))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return cfg

@@ -44,6 +44,8 @@ def config_text(cfg) -> str:
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in _PLACEMENT_KEYS:
         data.pop(key, None)
+    if isinstance(data.get("model"), dict) and data["model"].get("_target_") is None:
+        data["model"].pop("_target_", None)  # unset: as run folders before it recorded
     return OmegaConf.to_yaml(OmegaConf.create(data))
 
 

@@ -167,6 +167,8 @@ def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
     for name, W in zip(names, Ws):
         out[f"norm/{name}"] = jnp.sum(jnp.square(W))
     for l in range(1, len(Ws)):
+        if Ws[l].shape[0] != Ws[l - 1].shape[1]:
+            continue  # consecutive weights of a chain only (not a conv kernel's view)
         # paper W_{l+1}^T W_{l+1} = ours W_{l+1} W_{l+1}^T; paper W_l W_l^T = ours W_l^T W_l
         a = jnp.matmul(Ws[l], Ws[l].T, precision=hi)
         b = jnp.matmul(Ws[l - 1].T, Ws[l - 1], precision=hi)

@@ -23,18 +23,23 @@ from .mlp import MLP, FullyConnected, build_linear, build_mlp
 MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear}
 
 
-def _target(cfg, in_shape, d_out, search_dirs=()) -> Model:
-    from omegaconf import OmegaConf
-
-    path = str(cfg.model._target_)
-    module_name, _, attr = path.rpartition(".")
+def resolve_target(path: str, search_dirs=()):
+    """The class named by ``model._target_`` (``package.module.Class``), imported from
+    ``sys.path``, the working folder or ``search_dirs``; ValueError when it cannot be."""
+    module_name, _, attr = str(path).rpartition(".")
     for d in [*search_dirs, "."]:
         if d not in sys.path:
             sys.path.append(d)
     try:
-        cls = getattr(importlib.import_module(module_name), attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ValueError(f"model._target_={path!r} cannot be imported ({exc})") from None
+
+
+def _target(cfg, in_shape, d_out, search_dirs=()) -> Model:
+    from omegaconf import OmegaConf
+
+    cls = resolve_target(cfg.model._target_, search_dirs)
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()
               if k != "_target_"}
     return cls(depth=cfg.depth, width=cfg.width, in_shape=tuple(in_shape), d_out=d_out, **kwargs)
@@ -53,4 +58,4 @@ def build(cfg, in_shape, d_out: int, search_dirs=()) -> Model:
     return builder(cfg, in_shape, d_out)
 
 
-__all__ = ["MODELS", "MLP", "FullyConnected", "Model", "build", "layer_order"]
+__all__ = ["MODELS", "MLP", "FullyConnected", "Model", "build", "layer_order", "resolve_target"]
