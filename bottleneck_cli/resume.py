@@ -103,10 +103,14 @@ def _check_gap(run: rd.RunDir, cfg, step: int) -> None:
 
 
 def _truncate(run: rd.RunDir, step: int) -> None:
+    """Cut metrics after ``step``; a damaged metrics.jsonl is a one-line ConfigError."""
     try:
         run.truncate_metrics(step)
-    except ValueError as exc:  # a damaged record: say which file, exit 2 in `train`
+    except ValueError as exc:  # a damaged record: the message names the file and line
         raise ConfigError(f"{exc}; fix it, or use --force to retrain") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot rewrite {run.file(rd.METRICS)}: {exc.strerror or exc}; "
+                          "use --force to retrain") from None
 
 
 def load_start(run: rd.RunDir, cfg=None) -> dict:

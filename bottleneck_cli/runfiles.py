@@ -68,11 +68,21 @@ def has_run_files(path: Path) -> bool:
     return any(_plain_file(Path(path) / n) for n in (OVERRIDES, CONFIG, STATUS))
 
 
+def is_replaceable(path: Path) -> bool:
+    """``--force`` may clear the folder: a real folder holding only a run's own files,
+    recognised by one that only bncli names so (a config.yaml alone is not enough)."""
+    path = Path(path)
+    if path.is_symlink() or foreign_entries(path):
+        return False
+    owned = [n for n in OWN if (path / n).exists()]
+    return not owned or any(_plain_file(path / n) for n in (OVERRIDES, STATUS))
+
+
 def clear_run(path: Path) -> None:
     """Delete a run's own files, keeping the folder and its ``.lock`` (held by the caller)."""
     path = Path(path)
     remove_stale_tmp(path)
-    for name in OWN:
+    for name in sorted(OWN, key=lambda n: n != STATUS):  # never a "finished" run half-cleared
         f = path / name
         if name == SPECTRA and f.is_dir() and not f.is_symlink():
             shutil.rmtree(f)

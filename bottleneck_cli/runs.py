@@ -107,9 +107,10 @@ def check_folder(path: Path, force: bool = False) -> None:
     if not path.is_dir():
         return
     foreign = runfiles.foreign_entries(path)
-    if foreign and force:
-        raise ConfigError(f"{path} holds files bncli did not write ({_shown(foreign)}); "
-                          "--force replaces only a bncli run folder")
+    if force and not runfiles.is_replaceable(path):
+        held = f"holds files bncli did not write ({_shown(foreign)})" if foreign else (
+            "is a symbolic link" if path.is_symlink() else "is not a bncli run folder")
+        raise ConfigError(f"{path} {held}; --force replaces only a bncli run folder")
     if foreign and not runfiles.has_run_files(path):
         raise ConfigError(f"{path} is not a bncli run folder (it holds {_shown(foreign)}); "
                           "choose another name= or out=")
@@ -147,6 +148,9 @@ def prepare(path: Path, cfg, overrides: list[str]) -> Member | None:
     run = rd.RunDir(path)
     if run.file(rd.CONFIG).exists():
         if _saved_config(run) != config_text(cfg):
+            if not runfiles.is_replaceable(path):
+                raise ConfigError(f"{path} holds a config.yaml of another run or program; "
+                                  "choose another name= or out=")
             raise ConfigError(
                 f"{path} holds a run with a different config; use --force to replace it "
                 f"or name=<other> for a new run")

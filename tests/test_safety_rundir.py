@@ -262,3 +262,55 @@ def test_killed_run_reads_stale_and_resumes(in_tmp):
     assert rd.effective_status(folder) == "finished"
     assert not any(f.exists() for f in own)
     assert all(f.exists() for f in mine)  # not bncli's own: never deleted
+
+
+# =========================================================================================
+# more hostile folders: --force and plain runs refuse what is not a run's own
+# =========================================================================================
+
+
+def _user_config_only(root: Path) -> str:
+    (root / "runs" / "u").mkdir(parents=True)
+    (root / "runs" / "u" / "config.yaml").write_text("mine: 1\n")
+    return "u"
+
+
+def _symlink_to_run(root: Path) -> str:
+    train_ok("name=real")
+    (root / "runs" / "link").symlink_to("real")
+    return "link"
+
+
+@pytest.mark.parametrize("make,needle", [
+    (_user_config_only, "not a bncli run folder"),
+    (_symlink_to_run, "symbolic link"),
+])
+def test_force_refuses_what_only_looks_like_a_run(in_tmp, make, needle):
+    name = make(in_tmp)
+    before = snapshot(in_tmp)
+    one_line_error(invoke("train", "--force", *TINY, f"name={name}"), needle)
+    assert snapshot(in_tmp) == before
+
+
+def test_a_folder_of_runs_is_not_a_run(in_tmp):
+    train_ok("name=real")
+    before = snapshot(in_tmp)
+    one_line_error(invoke("train", *TINY, "name=runs", "out=."), "not a bncli run folder")
+    one_line_error(invoke("train", "--force", *TINY, "name=runs", "out=."), "did not write")
+    assert snapshot(in_tmp) == before
+
+
+def test_a_user_config_yaml_is_not_called_a_run(in_tmp):
+    _user_config_only(in_tmp)
+    err = one_line_error(invoke("train", *TINY, "name=u"), "another run or program")
+    assert "--force" not in err
+    assert (in_tmp / "runs" / "u" / "config.yaml").read_text() == "mine: 1\n"
+
+
+def test_damaged_metrics_on_resume_is_one_line(in_tmp):
+    ov = [*TINY, "name=r"]
+    member, arrays = interrupted_at(in_tmp / "runs" / "r", 4, ov)
+    rd.write_npz(member.run.file(rd.CHECKPOINT), arrays)
+    member.run.file(rd.METRICS).write_text('{"step": 0}\nnot json\n{"step": 1}\n')
+    one_line_error(invoke("train", *ov), "metrics.jsonl: line 2")
+    train_ok("name=r", "--force")
