@@ -3,7 +3,9 @@
 A run folder is created only after the config and the data were validated, so bad
 input never leaves a folder behind. Re-running the same command finds the folder:
 finished runs are skipped, interrupted ones resume, and a folder that holds a
-*different* config is an error unless ``--force``.
+*different* config is an error unless ``--force``. ``open_run`` changes a run only
+while holding its lock; ``--force`` clears only a folder of the run's own files, and
+names (``check_name``) are single folder names, so a run never lands outside ``out``.
 """
 
 from __future__ import annotations
@@ -191,8 +193,9 @@ def open_run(path: Path, cfg, overrides: list[str], force: bool = False):
     path = Path(path)
     check_folder(path, force)
     run = rd.RunDir(path)
-    if not force and run.is_done() and run.file(rd.CONFIG).exists():
-        yield prepare(path, cfg, overrides)  # None, or a different-config error
+    done = not force and run.is_done() and run.file(rd.CONFIG).exists()
+    if done and prepare(path, cfg, overrides) is None:  # writes nothing: no lock needed
+        yield None
         return
     had_lock = (path / rd.LOCK).exists()
     created = _make_folder(path)
