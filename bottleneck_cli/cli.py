@@ -81,7 +81,9 @@ ConfigDirOption = typer.Option(
 @app.command(context_settings=HYDRA_ARGS)
 def train(
     ctx: typer.Context,
-    force: bool = typer.Option(False, "--force", help="Retrain even if the run folder is finished."),
+    force: bool = typer.Option(
+        False, "--force", help="Delete the run's own files and retrain (refused for a folder "
+        "holding other files, or a run another process is training)."),
     config_dir: Optional[List[Path]] = ConfigDirOption,
 ):
     """Train one network and write its run folder (runs/<name>/).
@@ -93,49 +95,41 @@ def train(
     """
     overrides = list(ctx.args)
     with _errors():
-        from filelock import FileLock, Timeout
-
-        from .config import ConfigError, load
+        from .config import load
         from .progress import make_progress
-        from .runs import check_data, prepare, run_name
+        from .runs import check_data, check_name, open_run, run_name
         from .train import Interrupted, train_members
 
         dirs = [str(d) for d in config_dir or []]
         cfg = load(overrides, dirs)
+        cfg.name = check_name(cfg.name or run_name(overrides))
         check_data(cfg)
-        cfg.name = cfg.name or run_name(overrides)
         path = Path(cfg.out) / cfg.name
-        member = prepare(path, cfg, overrides, force)
-        if member is None:
-            _say(f"{path}: already {member_status(path)}; nothing to do (use --force to retrain)")
-            return
-        lock = FileLock(str(path / ".lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise ConfigError(f"{path} is being trained by another process") from None
-        progress = make_progress(cfg.log_every_s)
-        try:
-            status = train_members([member], progress)[0]
-        except Interrupted as exc:
-            progress.close()
-            _say(f"{path}: interrupted ({exc}); run the same command to resume")
-            raise typer.Exit(EXIT_INTERRUPTED)
-        except Exception as exc:
-            member.run.set_status("failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
-            raise
-        finally:
-            progress.close()
-            lock.release()
+        with open_run(path, cfg, overrides, force) as member:
+            if member is None:
+                _say(f"{path}: already {member_status(path)}; nothing to do (use --force to retrain)")
+                return
+            progress = make_progress(cfg.log_every_s)
+            try:
+                status = train_members([member], progress)[0]
+            except Interrupted as exc:
+                progress.close()
+                _say(f"{path}: interrupted ({exc}); run the same command to resume")
+                raise typer.Exit(EXIT_INTERRUPTED)
+            except Exception as exc:
+                member.run.set_status("failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+                raise
+            finally:
+                progress.close()
         _say(_result_line(path))
         if status == "diverged":
             raise typer.Exit(EXIT_DIVERGED)
 
 
 def member_status(path: Path) -> str:
-    from .rundir import RunDir
+    from .rundir import effective_status
 
-    return RunDir(path).status().get("status", "missing")
+    return effective_status(path)
 
 
 def _result_line(path: Path) -> str:

@@ -12,6 +12,8 @@ A run folder ``runs/<name>/`` holds::
     status.json        {"status", "step", "steps", "diverged_step", "error", "updated"}; written last
 
 Status values: ``running``, ``finished``, ``diverged``, ``interrupted``, ``failed``.
+``effective_status`` reads ``running`` as ``stale`` when no process holds ``.lock``
+(the trainer was killed). ``runfiles`` tells these files from anything else.
 Every whole-file write goes through a temporary file and ``os.replace`` so a kill
 never leaves a half-written file; ``metrics.jsonl`` is append-only and a torn last
 line is ignored by the reader (and cut off by ``truncate_metrics`` on resume).
@@ -40,6 +42,8 @@ CHECKPOINT = "checkpoint.npz"
 PARAMS = "params.npz"
 SUMMARY = "summary.json"
 STATUS = "status.json"
+LOCK = ".lock"
+OWN = (CONFIG, OVERRIDES, METRICS, SPECTRA, CHECKPOINT, PARAMS, SUMMARY, STATUS)
 
 DONE = ("finished", "diverged")  # statuses that need no more training
 STATUSES = ("running", "finished", "diverged", "interrupted", "failed")
@@ -211,6 +215,37 @@ def read_metrics(path: Path) -> list[dict]:
             raise ValueError(f"{path}: line {i + 1} is not a metrics record ({exc})") from None
         records.append(record)
     return records
+
+
+def lock_is_held(path: Path) -> bool:
+    """Whether some process (this one included) holds the run's ``.lock`` now."""
+    lock = Path(path) / LOCK
+    try:
+        import fcntl
+    except ImportError:  # no flock here: assume a recorded "running" is true
+        return True
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: do not call a live run stale
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor also drops our probe lock
+    return False
+
+
+def effective_status(path: Path) -> str:
+    """The recorded status, with ``running`` shown as ``stale`` when no process holds
+    the run's lock (its trainer was killed; re-running the command resumes it)."""
+    status = str(RunDir(path).status().get("status", "missing"))
+    if status == "running" and not lock_is_held(path):
+        return "stale"
+    return status
 
 
 def is_run_dir(path: Path) -> bool:

@@ -3,25 +3,30 @@
 A run folder is created only after the config and the data were validated, so bad
 input never leaves a folder behind. Re-running the same command finds the folder:
 finished runs are skipped, interrupted ones resume, and a folder that holds a
-*different* config is an error unless ``--force``.
+*different* config is an error unless ``--force``. ``open_run`` changes a run only
+while holding its lock; ``--force`` clears only a folder of the run's own files, and
+names (``check_name``) are single folder names, so a run never lands outside ``out``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from . import rundir as rd
+from . import runfiles
 from .config import ConfigError
 from .train import Member
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9=,._+\-]")
 # Overrides that say where a run goes rather than what it is.
 _PLACEMENT_KEYS = ("name", "out")
+_NAME_MAX_BYTES = 255  # the longest file name most file systems take
 
 
 def _key(override: str) -> str:
@@ -37,6 +42,24 @@ def run_name(overrides: list[str], default: str = "default") -> str:
     if len(name) > 120:
         name = name[:100] + "-" + hashlib.sha1(name.encode()).hexdigest()[:10]
     return name
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """``name`` if it is one plain folder name (so the folder lands directly inside
+    ``out``); otherwise a one-line ConfigError. ``what`` names the setting in the error."""
+    seps = [s for s in (os.sep, os.altsep, "/") if s]
+    if not name.strip():
+        problem = "is empty"
+    elif any(s in name for s in seps) or "\0" in name:
+        problem = "must be a single folder name, without '/'"
+    elif name.startswith("."):
+        problem = "must not start with '.' ('.', '..' and hidden folders are not run names)"
+    elif len(name.encode("utf-8", "surrogateescape")) > _NAME_MAX_BYTES:
+        problem = f"is longer than {_NAME_MAX_BYTES} bytes"
+    else:
+        return name
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    raise ConfigError(f"{what}={shown!r} {problem}")
 
 
 def config_text(cfg) -> str:
@@ -59,31 +82,142 @@ def check_data(cfg) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def prepare(path: Path, cfg, overrides: list[str], force: bool = False) -> Member | None:
+def _saved_config(run: rd.RunDir) -> str:
+    """``config_text`` of the run's config.yaml; a damaged file is a one-line ConfigError."""
+    from omegaconf import DictConfig
+
+    path = run.file(rd.CONFIG)
+    try:
+        saved = OmegaConf.create(path.read_text())
+        if not isinstance(saved, DictConfig):
+            raise ValueError("not a mapping")
+        return config_text(saved)
+    except Exception as exc:  # noqa: BLE001 - YAML, OmegaConf, decoding and OS errors alike
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{path} is damaged ({line}); fix it, or use --force to "
+                          "replace the run") from None
+
+
+def _shown(entries: list[str]) -> str:
+    return ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+
+
+def check_folder(path: Path, force: bool = False) -> None:
+    """Refuse a ``path`` that is not a folder, or holds files that are not a run's
+    (always with ``force``; without it, unless it is a run folder). Writes nothing."""
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not path.is_dir():
+        raise ConfigError(f"{path} exists and is not a folder")
+    if not path.is_dir():
+        return
+    foreign = runfiles.foreign_entries(path)
+    if force and not runfiles.is_replaceable(path):
+        held = f"holds files bncli did not write ({_shown(foreign)})" if foreign else (
+            "is a symbolic link" if path.is_symlink() else "is not a bncli run folder")
+        raise ConfigError(f"{path} {held}; --force replaces only a bncli run folder")
+    if foreign and not runfiles.has_run_files(path):
+        raise ConfigError(f"{path} is not a bncli run folder (it holds {_shown(foreign)}); "
+                          "choose another name= or out=")
+
+
+def _make_folder(path: Path) -> list[Path]:
+    """``mkdir -p path``; returns the folders it created, outermost first. On failure
+    removes them again and raises a one-line ConfigError."""
+    missing, p = [], path
+    while not os.path.lexists(p) and p != p.parent:
+        missing.insert(0, p)
+        p = p.parent
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        remove_folders(missing)
+        raise ConfigError(f"cannot write run folder {path}: {exc.strerror or exc}") from None
+    return missing
+
+
+def remove_folders(created: list[Path]) -> None:
+    """Remove the folders ``_make_folder`` created, innermost first, while empty."""
+    for d in reversed(created):
+        try:
+            if os.path.isdir(d):  # never made when mkdir failed on it
+                d.rmdir()
+        except OSError:
+            return
+
+
+def prepare(path: Path, cfg, overrides: list[str]) -> Member | None:
     """Create or reopen the run folder at ``path``; ``None`` when it is already done."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{path} exists and is not a folder")
+    check_folder(path)
     run = rd.RunDir(path)
-    text = config_text(cfg)
-    if force and path.exists():
-        shutil.rmtree(path)
     if run.file(rd.CONFIG).exists():
-        old = run.file(rd.CONFIG).read_text()
-        if config_text(OmegaConf.create(old)) != text:
+        if _saved_config(run) != config_text(cfg):
+            if not runfiles.is_replaceable(path):
+                raise ConfigError(f"{path} holds a config.yaml of another run or program; "
+                                  "choose another name= or out=")
             raise ConfigError(
                 f"{path} holds a run with a different config; use --force to replace it "
                 f"or name=<other> for a new run")
         if run.is_done():
             return None
-    else:
-        created = not path.exists()
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            rd.write_json(run.file(rd.OVERRIDES), {"overrides": list(overrides)})
-            rd.write_text(run.file(rd.CONFIG), OmegaConf.to_yaml(cfg))
-        except OSError as exc:
-            if created and path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            raise ConfigError(f"cannot write run folder {path}: {exc.strerror or exc}") from None
+        return Member(run=run, cfg=cfg)
+    created = _make_folder(path)
+    try:
+        rd.write_json(run.file(rd.OVERRIDES), {"overrides": list(overrides)})
+        rd.write_text(run.file(rd.CONFIG), OmegaConf.to_yaml(cfg))
+    except OSError as exc:
+        runfiles.clear_run(path)
+        remove_folders(created)
+        raise ConfigError(f"cannot write run folder {path}: {exc.strerror or exc}") from None
     return Member(run=run, cfg=cfg)
+
+
+def _lock(path: Path, force: bool):
+    """The run's lock, taken without waiting; a busy run is a one-line ConfigError."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path / rd.LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        why = "; --force cannot replace a run while it trains" if force else ""
+        raise ConfigError(f"{path} is busy: another process is training it{why}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot lock run folder {path}: {exc.strerror or exc}") from None
+    return lock
+
+
+@contextmanager
+def open_run(path: Path, cfg, overrides: list[str], force: bool = False):
+    """Hold the lock of the run folder at ``path`` and yield its ``Member`` (``None``
+    when it is done already). With ``force`` its own files are deleted first, once the
+    lock is held; a folder that holds anything else is refused, touched in no way."""
+    path = Path(path)
+    check_folder(path, force)
+    run = rd.RunDir(path)
+    done = not force and run.is_done() and run.file(rd.CONFIG).exists()
+    if done and prepare(path, cfg, overrides) is None:  # writes nothing: no lock needed
+        yield None
+        return
+    had_lock = (path / rd.LOCK).exists()
+    created = _make_folder(path)
+    try:
+        lock = _lock(path, force)
+    except ConfigError:
+        remove_folders(created)
+        raise
+    try:
+        check_folder(path, force)  # again: it may have changed before the lock was ours
+        if force:
+            runfiles.clear_run(path)
+        member = prepare(path, cfg, overrides)
+    except BaseException:
+        lock.release()
+        if not had_lock:
+            (path / rd.LOCK).unlink(missing_ok=True)
+        remove_folders(created)
+        raise
+    try:
+        yield member
+    finally:
+        lock.release()

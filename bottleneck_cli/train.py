@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import numpy as np
 from . import rundir as rd
 from .cohort import Batch, Cohort, forget_programs  # noqa: F401  (re-exported)
 from .optim import stages
+from .resume import load_start
 from .stopflag import StopFlag
 
 
@@ -170,25 +170,6 @@ def _record(batch: Batch, step: int, statuses: list[str], skip=()) -> None:
         run.append_metrics([{"step": step, "time": round(float(batch.elapsed[i]), 4), **record}])
 
 
-# ---------------------------------------------------------------- resuming
-def load_start(run: rd.RunDir) -> dict:
-    """Checkpoint arrays to resume from (empty when starting fresh); trims later metrics."""
-    path = run.file(rd.CHECKPOINT)
-    if not path.exists():
-        if run.file(rd.METRICS).exists():
-            run.truncate_metrics(-1)
-        return {}
-    try:
-        start = rd.read_npz(path)
-        int(start["step"])
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
-        path.unlink()  # a damaged checkpoint is discarded, never trusted
-        run.truncate_metrics(-1)
-        return {}
-    run.truncate_metrics(int(start["step"]))
-    return start
-
-
 def configure_jax(float64: bool) -> None:
     """float64 on request, and a persistent compilation cache shared by processes
     ($BNCLI_JAX_CACHE, default ~/.cache/bncli/jax; empty string disables it)."""
@@ -223,7 +204,7 @@ def train_members(members: list[Member], progress=None) -> list[str]:
     shape reuses one compiled program either way."""
     configure_jax(any(m.cfg.dtype == "float64" for m in members))
     for m in members:
-        m.start = load_start(m.run)
+        m.start = load_start(m.run, m.cfg)
     by_start: dict[int, list[int]] = {}
     for i, m in enumerate(members):
         by_start.setdefault(int(m.start["step"]) if m.start else 0, []).append(i)
