@@ -77,3 +77,94 @@ def test_end_to_end_product_in_layer_order():
         M = M @ params[rd.layer_name("W", l)]
     assert L == 100
     np.testing.assert_allclose(s, np.linalg.svd(M, compute_uv=False)[: len(s)], rtol=1e-9)
+
+
+# ---- counts and floats bounded in validation --------------------------------------------
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["metrics.num_log=1000000000"], ["metrics.num_log=1000000000", "between 0 and"]),
+    (["width=100000"], ["width=100000"]),
+    (["depth=100000"], ["depth=100000"]),
+    (["steps=3000000000"], ["steps=3000000000"]),
+    (["task.n_train=100000000"], ["task.n_train=100000000"]),
+    (["optim.batch_size=100000000"], ["optim.batch_size"]),
+    (["sweep.max_members=1000000"], ["sweep.max_members"]),
+    (["depth=5000", "width=60000"], ["parameters", "depth, width"]),
+    (["task.n_train=5000000", "task.d_in=5000"], ["data entries", "task.n_train"]),
+    (["metrics.every=1", "steps=100000000"], ["metrics.every=1", "records"]),
+    (["checkpoint.every=1", "steps=100000000"], ["checkpoint.every=1", "records"]),
+    (["task=teacher", "task.hidden=60000", "task.teacher_depth=1000"], ["teacher parameters"]),
+], ids=lambda v: " ".join(v) if isinstance(v, list) and "=" in v[0] else None)
+def test_absurd_counts_are_refused(in_tmp, overrides, words):
+    assert_one_line_error(invoke("train", *overrides), in_tmp, *words)
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["lam=1e39"], ["lam=1e+39", "overflows float32"]),
+    (["lr=1e-50"], ["lr=1e-50", "underflows float32"]),
+    (["optim.eps=1e-45"], ["optim.eps", "underflows float32"]),
+    (["lr=1e-320", "dtype=float64"], ["lr=", "underflows float64"]),
+    (["task=low_rank", "task.singular_values=[1e39,1.0]"],
+     ["task.singular_values[0]", "overflows float32"]),
+], ids=lambda v: " ".join(v) if isinstance(v, list) and "=" in v[0] else None)
+def test_floats_outside_the_dtype_are_refused(in_tmp, overrides, words):
+    result = invoke("train", *overrides)
+    err = assert_one_line_error(result, in_tmp, *words)
+    assert "Warning" not in result.output + err
+
+
+def test_small_float_fits_float64(in_tmp):
+    """lr=1e-50 is fine where the run dtype holds it."""
+    from bottleneck_cli.config import load
+
+    assert load(["lr=1e-50", "dtype=float64"]).lr == 1e-50
+
+
+# ---- stop signals during set-up and at exit ---------------------------------------------
+
+
+def test_stop_during_set_up_is_honoured_before_training(in_tmp, monkeypatch):
+    import signal
+
+    from bottleneck_cli import train
+    from bottleneck_cli.config import load
+    from bottleneck_cli.runs import prepare
+
+    cfg = load(["depth=2", "width=4", "steps=20", *QUIET])
+    member = prepare(in_tmp / "runs" / "r", cfg, [])
+    real = train.Batch
+
+    def slow_set_up(members):  # SIGTERM arrives while the data and model are built
+        signal.raise_signal(signal.SIGTERM)
+        return real(members)
+
+    monkeypatch.setattr(train, "Batch", slow_set_up)
+    with pytest.raises(train.Interrupted, match="during set-up"):
+        train.train_members([member])
+    assert member.run.status()["status"] == "interrupted"
+    assert member.run.read_metrics() == []  # no step was taken
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_second_ctrl_c_during_exit_is_quiet(tmp_path):
+    """An exit hook registered before the stop (as JAX's are) gets a Ctrl-C: no traceback."""
+    import subprocess
+    import sys
+
+    script = (
+        "import atexit, os, signal, time\n"
+        "from bottleneck_cli.stopflag import StopFlag\n"
+        "def late_hook():\n"
+        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2)\n"
+        "atexit.register(late_hook)\n"
+        "with StopFlag() as stop:\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "assert stop.signal == signal.SIGINT\n"
+        "print('saved')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "saved"
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
