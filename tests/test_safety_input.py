@@ -168,3 +168,107 @@ def test_second_ctrl_c_during_exit_is_quiet(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "saved"
     assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+
+
+# ---- damaged or hostile .npz data: one line, exit 2, no run folder ----------------------
+
+
+def _npz_train(root, path, *extra):
+    return invoke("train", "task=npz", f"task.path={path}", "depth=2", "width=4", "steps=2",
+                  *QUIET, *extra)
+
+
+def _good_npz(path, compressed=False):
+    rng = np.random.default_rng(0)
+    save = np.savez_compressed if compressed else np.savez
+    save(path, x_train=rng.standard_normal((20, 3)), y_train=rng.standard_normal((20, 2)))
+    return path
+
+
+def test_npz_members_that_are_not_npy_arrays(in_tmp):
+    import zipfile
+
+    with zipfile.ZipFile(in_tmp / "raw.npz", "w") as z:
+        z.writestr("x_train", "hello")
+        z.writestr("y_train", "hi")
+    assert_one_line_error(_npz_train(in_tmp, "raw.npz"), in_tmp, "x_train", "raw.npz",
+                          "not a .npy array")
+
+
+def test_npz_with_flipped_bytes(in_tmp):
+    """Every single-bit flip of a compressed file either loads or gives the one-line error."""
+    from bottleneck_cli.config import TaskConfig
+    from bottleneck_cli.tasks import TaskError, make_dataset
+    from omegaconf import OmegaConf
+
+    raw = bytearray(_good_npz(in_tmp / "good.npz", compressed=True).read_bytes())
+    cfg = OmegaConf.structured(TaskConfig(name="npz", path=str(in_tmp / "bad.npz")))
+    refused = []
+    for i in range(len(raw)):
+        flipped = bytearray(raw)
+        flipped[i] ^= 0x01
+        (in_tmp / "bad.npz").write_bytes(bytes(flipped))
+        try:
+            make_dataset(cfg, 0)
+        except TaskError as exc:
+            assert "bad.npz" in str(exc) or "x_" in str(exc) or "y_" in str(exc), exc
+            refused.append(i)
+    assert len(refused) > len(raw) // 2
+    # through the CLI: the first flip that damages the file
+    flipped = bytearray(raw)
+    flipped[refused[0]] ^= 0x01
+    (in_tmp / "bad.npz").write_bytes(bytes(flipped))
+    assert_one_line_error(_npz_train(in_tmp, "bad.npz"), in_tmp, "bad.npz")
+
+
+def test_npz_values_beyond_float32(in_tmp):
+    np.savez(in_tmp / "big.npz", x_train=np.full((6, 3), 1e39), y_train=np.ones((6, 2)))
+    result = _npz_train(in_tmp, "big.npz")
+    assert_one_line_error(result, in_tmp, "x_train", "big.npz", "float32")
+    assert "Warning" not in result.output
+    ok = _npz_train(in_tmp, "big.npz", "dtype=float64")  # finite in float64: trains
+    assert ok.exit_code in (0, 3), ok.output
+
+
+def test_npz_array_too_large_is_refused_before_reading(in_tmp):
+    """A header claiming 1e10 entries (a zip bomb) is refused without allocating them."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f8", "fortran_order": False, "shape": (100_000, 100_000)})
+    with zipfile.ZipFile(in_tmp / "bomb.npz", "w") as z:
+        z.writestr("x_train.npy", buf.getvalue())
+        z.writestr("y_train.npy", buf.getvalue())
+    assert_one_line_error(_npz_train(in_tmp, "bomb.npz"), in_tmp, "x_train", "entries")
+
+
+@pytest.mark.parametrize("label, words", [
+    (10**9, ["class label 1000000000", "65536 classes"]),
+    (70_000, ["class label 70000"]),
+])
+def test_npz_labels_out_of_range(in_tmp, label, words):
+    x = np.random.default_rng(0).standard_normal((6, 3))
+    np.savez(in_tmp / "lab.npz", x_train=x, y_train=np.array([0, 1, 2, label, 4, 5]))
+    assert_one_line_error(_npz_train(in_tmp, "lab.npz"), in_tmp, "y_train", *words)
+
+
+def test_one_hot_of_a_large_label_costs_n_times_k(in_tmp):
+    """Label 30000 of 6 samples: a (6, 30001) target, built without a 30001^2 identity."""
+    import tracemalloc
+
+    from bottleneck_cli.config import TaskConfig
+    from bottleneck_cli.tasks import make_dataset
+    from omegaconf import OmegaConf
+
+    x = np.random.default_rng(0).standard_normal((6, 3))
+    np.savez(in_tmp / "lab.npz", x_train=x, y_train=np.array([0, 1, 2, 30000, 4, 5]))
+    cfg = OmegaConf.structured(TaskConfig(name="npz", path=str(in_tmp / "lab.npz")))
+    tracemalloc.start()
+    d = make_dataset(cfg, 0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert d.y_train.shape == (6, 30001) and d.info["n_classes"] == 30001
+    np.testing.assert_array_equal(d.y_train.argmax(1), [0, 1, 2, 30000, 4, 5])
+    assert peak < 50 * 2**20, peak  # an identity matrix would take 7.2 GB
