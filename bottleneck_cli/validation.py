@@ -44,8 +44,9 @@ CHOICES = {
 
 
 def _between(lo, hi):
-    """(predicate, message) for an integer in [lo, hi]."""
-    return (lambda v: lo <= v <= hi), f"must be between {lo} and {hi}"
+    """(predicate, message) for an integer in [lo, hi]; the message names the bound missed."""
+    return (lambda v: lo <= v <= hi), (lambda v: f"must be >= {lo}" if v < lo else
+                                       f"must be <= {hi}")
 
 
 # (key, predicate, message) range checks that types cannot express.
@@ -67,10 +68,10 @@ RANGES = [
     ("task.hidden", *_between(1, MAX_DIM)),
     ("task.teacher_depth", *_between(1, MAX_DEPTH)),
     ("task.noise", lambda v: v >= 0, "must be >= 0"),
-    ("task.n_classes", *_between(2, 10)),
+    ("task.n_classes", lambda v: 2 <= v <= 10, "must be between 2 and 10"),
     ("optim.momentum", lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ("optim.batch_size", lambda v: v is None or 1 <= v <= MAX_SAMPLES,
-     f"must be between 1 and {MAX_SAMPLES} or null"),
+     f"must be >= 1 and <= {MAX_SAMPLES}, or null"),
     ("optim.decay_every", *_between(1, MAX_STEPS)),
     ("optim.decay_factor", lambda v: v > 0, "must be > 0"),
     ("optim.warmup_steps", *_between(0, MAX_STEPS)),
@@ -172,7 +173,7 @@ def validate(cfg) -> None:
     for key, ok, message in RANGES:
         value = _get(cfg, key)
         if not ok(value):
-            raise ConfigError(f"{key}={value!r} {message}")
+            raise ConfigError(f"{key}={value!r} {message(value) if callable(message) else message}")
     _check_sizes(cfg)
     if cfg.task.name == "npz" and not cfg.task.path:
         raise ConfigError("task.path is required for task=npz (task=npz task.path=FILE.npz)")
