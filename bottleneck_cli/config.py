@@ -3,24 +3,21 @@
 The dataclasses below are registered in Hydra's ConfigStore as the schema of
 ``configs/config.yaml``; YAML group files (``model/``, ``task/``, ``optim/``,
 ``experiment/``) only override values. ``load(overrides)`` composes, validates
-and returns a plain ``OmegaConf`` DictConfig; ``validate`` checks ranges that
-types alone cannot express.
+and returns a plain ``OmegaConf`` DictConfig; ``validate`` (``validation.py``) checks
+ranges, sizes and dtype limits that types alone cannot express.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .validation import CHOICES, RANGES, ConfigError, validate  # noqa: F401 (re-exported)
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 USER_CONFIG_ENV = "BNCLI_CONFIG_DIR"
-
-
-class ConfigError(ValueError):
-    """A user-facing configuration problem (printed as one line)."""
 
 
 @dataclass
@@ -119,102 +116,6 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     description: str = ""  # free text, used by experiment presets
-
-
-CHOICES = {
-    "model.name": ("mlp", "linear"),
-    "model.activation": ("relu", "tanh", "identity"),
-    "model.init": ("he", "lecun"),
-    "task.name": ("compositional", "low_rank", "npz", "digits", "teacher"),
-    "task.inner": ("linear", "smooth"),
-    "task.inputs": ("gaussian", "identity"),
-    "task.loss": ("mse", "cross_entropy"),
-    "optim.name": ("gd", "sgd", "adam"),
-    "optim.schedule": ("constant", "cosine", "step"),
-    "optim.lam_schedule": ("constant", "anneal"),
-    "dtype": ("float32", "float64"),
-}
-
-# (key, predicate, message) range checks that types cannot express.
-RANGES = [
-    ("depth", lambda v: v >= 1, "must be >= 1"),
-    ("width", lambda v: v >= 1, "must be >= 1"),
-    ("lam", lambda v: v >= 0, "must be >= 0"),
-    ("lr", lambda v: v > 0, "must be > 0"),
-    ("steps", lambda v: v >= 1, "must be >= 1"),
-    ("seed", lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
-    ("model.init_scale", lambda v: v > 0, "must be > 0"),
-    ("task.n_train", lambda v: v >= 1, "must be >= 1"),
-    ("task.n_test", lambda v: v >= 0, "must be >= 0"),
-    ("task.d_in", lambda v: v >= 1, "must be >= 1"),
-    ("task.d_out", lambda v: v >= 1, "must be >= 1"),
-    ("task.d_latent", lambda v: v >= 1, "must be >= 1"),
-    ("task.rank", lambda v: v >= 1, "must be >= 1"),
-    ("task.hidden", lambda v: v >= 1, "must be >= 1"),
-    ("task.teacher_depth", lambda v: v >= 1, "must be >= 1"),
-    ("task.noise", lambda v: v >= 0, "must be >= 0"),
-    ("task.n_classes", lambda v: 2 <= v <= 10, "must be between 2 and 10"),
-    ("optim.momentum", lambda v: 0 <= v < 1, "must be in [0, 1)"),
-    ("optim.batch_size", lambda v: v is None or v >= 1, "must be >= 1 or null"),
-    ("optim.decay_every", lambda v: v >= 1, "must be >= 1"),
-    ("optim.decay_factor", lambda v: v > 0, "must be > 0"),
-    ("optim.warmup_steps", lambda v: v >= 0, "must be >= 0"),
-    ("optim.lam_warm_steps", lambda v: v >= 0, "must be >= 0"),
-    ("optim.lam_factor", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.num_log", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.every", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.atol", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.rtol", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.near_one_delta", lambda v: v > 0, "must be > 0"),
-    ("metrics.max_samples", lambda v: v >= 1, "must be >= 1"),
-    ("metrics.jacobian_samples", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.ntk_samples", lambda v: v >= 1, "must be >= 1"),
-    ("metrics.neuron_cos", lambda v: -1 <= v <= 1, "must be in [-1, 1]"),
-    ("metrics.neuron_active", lambda v: v >= 0, "must be >= 0"),
-    ("checkpoint.every", lambda v: v >= 1, "must be >= 1"),
-    ("sweep.max_members", lambda v: v >= 1, "must be >= 1"),
-    ("sweep.cpu_threads", lambda v: v >= 0, "must be >= 0"),
-]
-
-
-def _get(cfg, dotted: str):
-    node = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
-def _non_finite(node, prefix: str = ""):
-    """Dotted keys of float values that are inf or nan."""
-    for key, value in node.items():
-        dotted = f"{prefix}{key}"
-        if hasattr(value, "items"):
-            yield from _non_finite(value, dotted + ".")
-        elif isinstance(value, float) and not math.isfinite(value):
-            yield dotted
-
-
-def validate(cfg) -> None:
-    """Raise ConfigError (naming the key) for out-of-range or unknown-choice values."""
-    for key in _non_finite(cfg):
-        raise ConfigError(f"{key}={_get(cfg, key)} must be a finite number")
-    for key, allowed in CHOICES.items():
-        value = _get(cfg, key)
-        if value not in allowed:
-            raise ConfigError(f"{key}={value!r} is not valid; choose from {list(allowed)}")
-    for key, ok, message in RANGES:
-        value = _get(cfg, key)
-        if not ok(value):
-            raise ConfigError(f"{key}={value!r} {message}")
-    if cfg.task.name == "npz" and not cfg.task.path:
-        raise ConfigError("task.path is required for task=npz (task=npz task.path=FILE.npz)")
-    if cfg.task.name == "compositional" and cfg.task.rank > cfg.task.d_latent:
-        raise ConfigError(
-            f"task.rank={cfg.task.rank} must be <= task.d_latent={cfg.task.d_latent}"
-        )
-    sv = cfg.task.singular_values
-    if sv is not None and any(s <= 0 for s in sv):
-        raise ConfigError("task.singular_values must all be > 0")
 
 
 def register_schema() -> None:

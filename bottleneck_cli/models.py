@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from .rundir import layer_name
+from .rundir import layer_name, sorted_layers
 
 ACTIVATIONS: dict[str, Callable] = {
     "relu": nn.relu,
@@ -100,8 +100,8 @@ class Model:
 
 
 def weight_names(params) -> list[str]:
-    """Weight-matrix keys W01..WLL in layer order."""
-    return sorted(k for k in params if k.startswith("W"))
+    """Weight-matrix keys W01..WLL in layer order (numeric: W99 before W100)."""
+    return sorted_layers(k for k in params if k.startswith("W"))
 
 
 def build_mlp(cfg, d_in: int, d_out: int) -> Model:
