@@ -3,18 +3,18 @@
 The dataclasses below are registered in Hydra's ConfigStore as the schema of
 ``configs/config.yaml``; YAML group files (``model/``, ``task/``, ``optim/``,
 ``experiment/``) only override values. ``load(overrides)`` composes, validates
-and returns a plain ``OmegaConf`` DictConfig; ``validate`` checks ranges that
-types alone cannot express.
+and returns a plain ``OmegaConf`` DictConfig; ``validate`` (``validation.py``) checks
+ranges, sizes and dtype limits that types alone cannot express.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .validation import CHOICES, RANGES, ConfigError, validate  # noqa: F401 (re-exported)
 
 def _config_dir() -> Path:
     """The shipped Hydra config folder: the repository's top-level ``configs/``, installed
@@ -29,10 +29,6 @@ def _config_dir() -> Path:
 
 CONFIG_DIR = _config_dir()
 USER_CONFIG_ENV = "BNCLI_CONFIG_DIR"
-
-
-class ConfigError(ValueError):
-    """A user-facing configuration problem (printed as one line)."""
 
 
 @dataclass
@@ -146,62 +142,6 @@ class Config:
     description: str = ""  # free text, used by experiment presets
 
 
-CHOICES = {
-    "model.name": ("mlp", "linear"),
-    "model.activation": ("relu", "tanh", "identity"),
-    "model.init": ("he", "lecun"),
-    "task.name": ("compositional", "low_rank", "npz", "digits", "teacher"),
-    "task.inner": ("linear", "smooth"),
-    "task.inputs": ("gaussian", "identity"),
-    "task.loss": ("mse", "cross_entropy"),
-    "optim.name": ("gd", "sgd", "adam", "lbfgs"),
-    "optim.schedule": ("constant", "cosine", "step"),
-    "optim.lam_schedule": ("constant", "anneal"),
-    "dtype": ("float32", "float64"),
-}
-
-# (key, predicate, message) range checks that types cannot express.
-RANGES = [
-    ("depth", lambda v: v >= 1, "must be >= 1"),
-    ("width", lambda v: v >= 1, "must be >= 1"),
-    ("lam", lambda v: v >= 0, "must be >= 0"),
-    ("lr", lambda v: v > 0, "must be > 0"),
-    ("steps", lambda v: v >= 1, "must be >= 1"),
-    ("seed", lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
-    ("model.init_scale", lambda v: v > 0, "must be > 0"),
-    ("task.n_train", lambda v: v >= 1, "must be >= 1"),
-    ("task.n_test", lambda v: v >= 0, "must be >= 0"),
-    ("task.d_in", lambda v: v >= 1, "must be >= 1"),
-    ("task.d_out", lambda v: v >= 1, "must be >= 1"),
-    ("task.d_latent", lambda v: v >= 1, "must be >= 1"),
-    ("task.rank", lambda v: v >= 1, "must be >= 1"),
-    ("task.hidden", lambda v: v >= 1, "must be >= 1"),
-    ("task.teacher_depth", lambda v: v >= 1, "must be >= 1"),
-    ("task.noise", lambda v: v >= 0, "must be >= 0"),
-    ("task.n_classes", lambda v: 2 <= v <= 10, "must be between 2 and 10"),
-    ("optim.momentum", lambda v: 0 <= v < 1, "must be in [0, 1)"),
-    ("optim.batch_size", lambda v: v is None or v >= 1, "must be >= 1 or null"),
-    ("optim.decay_every", lambda v: v >= 1, "must be >= 1"),
-    ("optim.decay_factor", lambda v: v > 0, "must be > 0"),
-    ("optim.warmup_steps", lambda v: v >= 0, "must be >= 0"),
-    ("optim.lam_warm_steps", lambda v: v >= 0, "must be >= 0"),
-    ("optim.lam_factor", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.num_log", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.every", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.atol", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.rtol", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.near_one_delta", lambda v: v > 0, "must be > 0"),
-    ("metrics.max_samples", lambda v: v >= 1, "must be >= 1"),
-    ("metrics.jacobian_samples", lambda v: v >= 0, "must be >= 0"),
-    ("metrics.ntk_samples", lambda v: v >= 1, "must be >= 1"),
-    ("metrics.neuron_cos", lambda v: -1 <= v <= 1, "must be in [-1, 1]"),
-    ("metrics.neuron_active", lambda v: v >= 0, "must be >= 0"),
-    ("checkpoint.every", lambda v: v >= 1, "must be >= 1"),
-    ("sweep.max_members", lambda v: v >= 1, "must be >= 1"),
-    ("sweep.cpu_threads", lambda v: v >= 0, "must be >= 0"),
-]
-
-
 # Settings that never change a compiled program: traced per-member arrays (lam, lr, the
 # seed's random key) and values used on the host only (initial scale, data values, the
 # run's name and place). Members that differ only here train together in one program;
@@ -224,86 +164,6 @@ def program_key(cfg) -> str:
             node = node.get(p, {})
         node.pop(leaf, None)
     return json.dumps(data, sort_keys=True, default=str)
-
-
-def _check_stages(cfg) -> None:
-    """Stage lengths add up to ``steps``; only the last may leave its length unset."""
-    specs = list(cfg.optim.stages or [])
-    if not specs:
-        return
-    total = 0
-    for i, spec in enumerate(specs):
-        where = f"optim.stages[{i}]"
-        if spec.name is not None and spec.name not in CHOICES["optim.name"]:
-            raise ConfigError(f"{where}.name={spec.name!r} is not valid; choose from "
-                              f"{list(CHOICES['optim.name'])}")
-        if spec.schedule is not None and spec.schedule not in CHOICES["optim.schedule"]:
-            raise ConfigError(f"{where}.schedule={spec.schedule!r} is not valid; choose from "
-                              f"{list(CHOICES['optim.schedule'])}")
-        if spec.lr_scale <= 0 or spec.lam_scale < 0:
-            raise ConfigError(f"{where}: lr_scale must be > 0 and lam_scale >= 0")
-        if spec.steps is None:
-            if i != len(specs) - 1:
-                raise ConfigError(f"{where}.steps is required (only the last stage may omit it)")
-            continue
-        if spec.steps < 1:
-            raise ConfigError(f"{where}.steps={spec.steps} must be >= 1")
-        total += spec.steps
-    if total > cfg.steps or (specs[-1].steps is not None and total != cfg.steps):
-        raise ConfigError(f"the stages' steps add up to {total} but steps={cfg.steps}; make "
-                          "them equal, or leave the last stage's steps unset")
-    if any((s.name or cfg.optim.name) == "lbfgs" for s in specs) or cfg.optim.name == "lbfgs":
-        _check_full_batch(cfg)
-
-
-def _check_full_batch(cfg) -> None:
-    if cfg.optim.batch_size is not None:
-        raise ConfigError("lbfgs trains on full batches: leave optim.batch_size unset")
-
-
-def _get(cfg, dotted: str):
-    node = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
-def _non_finite(node, prefix: str = ""):
-    """Dotted keys of float values that are inf or nan."""
-    for key, value in node.items():
-        dotted = f"{prefix}{key}"
-        if hasattr(value, "items"):
-            yield from _non_finite(value, dotted + ".")
-        elif isinstance(value, float) and not math.isfinite(value):
-            yield dotted
-
-
-def validate(cfg) -> None:
-    """Raise ConfigError (naming the key) for out-of-range or unknown-choice values."""
-    for key in _non_finite(cfg):
-        raise ConfigError(f"{key}={_get(cfg, key)} must be a finite number")
-    for key, allowed in CHOICES.items():
-        if key == "model.name" and cfg.model.get("_target_"):
-            continue  # the user's class names the model
-        value = _get(cfg, key)
-        if value not in allowed:
-            raise ConfigError(f"{key}={value!r} is not valid; choose from {list(allowed)}")
-    for key, ok, message in RANGES:
-        value = _get(cfg, key)
-        if not ok(value):
-            raise ConfigError(f"{key}={value!r} {message}")
-    if cfg.task.name == "npz" and not cfg.task.path:
-        raise ConfigError("task.path is required for task=npz (task=npz task.path=FILE.npz)")
-    if cfg.task.name == "compositional" and cfg.task.rank > cfg.task.d_latent:
-        raise ConfigError(
-            f"task.rank={cfg.task.rank} must be <= task.d_latent={cfg.task.d_latent}"
-        )
-    _check_stages(cfg)
-    if cfg.optim.name == "lbfgs":
-        _check_full_batch(cfg)
-    sv = cfg.task.singular_values
-    if sv is not None and any(s <= 0 for s in sv):
-        raise ConfigError("task.singular_values must all be > 0")
 
 
 def register_schema() -> None:

@@ -54,7 +54,7 @@ def end_to_end_svals(params: dict) -> tuple[np.ndarray, int]:
     """(singular values of M = W01⋯WLL in float64, L). Values under NumPy's rank tolerance
     s_1·max(shape)·eps·L are rounding of the product, not of the net, and dropped: the
     exponent 2/L would make them count (by (1e-15)^(2/25)·25 ≈ 1.6 each at L = 25)."""
-    names = sorted(k for k in params if k.startswith("W"))
+    names = rd.sorted_layers(k for k in params if k.startswith("W"))
     M = params[names[0]].astype(np.float64)
     for name in names[1:]:
         M = M @ params[name].astype(np.float64)

@@ -16,9 +16,10 @@ import pandas as pd
 
 from . import report_figdata as fd
 from . import report_spectra as sp
+from . import rundir as rd
 from .report_format import pm
 from .report_load import ReportError, Run
-from .report_tables import LAYER_KEY, layer_cols
+from .report_tables import layer_cols
 
 # Rough drawing cost (panels) of the aggregate figures: the costly ones are handed to the
 # workers first, so that none is left running alone at the end.
@@ -67,7 +68,7 @@ def check_grid(grid, metric, cfg, finals, swept) -> None:
             raise ReportError(f"--grid: unknown parameter {k!r}; swept parameters: "
                               f"{', '.join(swept) or 'none'}")
     if metric not in finals:
-        avail = sorted(c for c in finals.columns if not LAYER_KEY.match(c))
+        avail = sorted(c for c in finals.columns if rd.split_layer_key(c) is None)
         raise ReportError(f"--metric: {metric!r} is not a recorded metric; choose from "
                           f"{', '.join(avail[:30])}")
 

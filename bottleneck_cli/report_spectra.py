@@ -5,7 +5,6 @@ where the figure is drawn, so only paths travel to the drawing workers."""
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,7 @@ import pandas as pd
 from . import rundir as rd
 from .report_figdata import evenly
 from .report_load import Run
-from .report_tables import LAYER_KEY
 
-SV_KEY = re.compile(r"^(W|Zc|Z)(\d+)$")  # keys of spectra/<step>.npz
 MAX_SPECTRA = 64  # runs whose spectra are read for the near-one figure
 
 
@@ -46,8 +43,8 @@ def _num_rank(s: np.ndarray, atol: float, rtol: float) -> int:
 
 def _final_layers(final: dict, prefix: str):
     """(layers, values) of the per-layer final metric ``prefix``; None if not recorded."""
-    cols = sorted(((int(m.group(2)), v) for k, v in final.items()
-                   if (m := LAYER_KEY.match(k)) and m.group(1) == prefix
+    cols = sorted(((p[1], v) for k, v in final.items()
+                   if (p := rd.split_layer_key(k)) and p[0] == prefix
                    and isinstance(v, (int, float))), key=lambda t: t[0])
     if not cols:
         return None
@@ -66,9 +63,9 @@ def run_figure(run: Run):
         raise ValueError(f"spectra unreadable ({type(exc).__name__}: {exc})") from None
     groups: dict[str, list[tuple[int, np.ndarray]]] = {"W": [], "Z": [], "Zc": []}
     for key, arr in spec.items():
-        m = SV_KEY.match(key)
-        if m:
-            groups[m.group(1)].append((int(m.group(2)), np.asarray(arr, float).ravel()))
+        p = rd.split_layer_key(key)  # spectra/<step>.npz keys W01.., Z01.., Zc01..
+        if p and p[0] in groups:
+            groups[p[0]].append((p[1], np.asarray(arr, float).ravel()))
     for g in groups.values():
         g.sort(key=lambda t: t[0])
     z_key, z_label = ("Zc", "centered") if groups["Zc"] else ("Z", "uncentered")
@@ -112,8 +109,8 @@ def _last_weight_spectra(path: Path) -> list[tuple[int, np.ndarray]]:
     if not steps:
         return []
     with np.load(run.file(rd.SPECTRA) / f"{steps[-1]:08d}.npz", allow_pickle=False) as data:
-        return sorted(((int(m.group(2)), data[k]) for k in data.files
-                       if (m := SV_KEY.match(k)) and m.group(1) == "W"), key=lambda t: t[0])
+        return sorted(((p[1], data[k]) for k in data.files
+                       if (p := rd.split_layer_key(k)) and p[0] == "W"), key=lambda t: t[0])
 
 
 def remaining(items: list[tuple]) -> pd.DataFrame:

@@ -5,13 +5,13 @@ files (CSV, Markdown, Parquet)."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from . import rundir as rd
 from .report_closed import COLUMNS
 from .report_format import fmt, label
 from .report_load import Run
@@ -19,7 +19,6 @@ from .report_load import Run
 IGNORED_KEYS = ("name", "out", "description")
 IGNORED_PREFIXES = ("sweep.", "hydra.")
 PRIORITY = ("depth", "lam", "lr", "width", "seed")  # order of swept columns and panels
-LAYER_KEY = re.compile(r"^(.+/[A-Za-z]+?)(\d+)$")  # "rank_c/Z03" -> ("rank_c/Z", "03")
 SUMMARY_METRICS = {  # summary column -> metrics.jsonl key (docs/metrics.md)
     "loss": "loss/train",
     "test_loss": "loss/test",
@@ -75,9 +74,9 @@ def layer_cols(finals: pd.DataFrame, prefix: str) -> list[tuple[str, int]]:
     """(column, layer) of the per-layer metric ``prefix`` (e.g. ``rank_c/Z``), by layer."""
     out = []
     for c in finals.columns:
-        m = LAYER_KEY.match(c)
-        if m and m.group(1) == prefix:
-            out.append((c, int(m.group(2))))
+        parts = rd.split_layer_key(c)
+        if parts and parts[0] == prefix:
+            out.append((c, parts[1]))
     return sorted(out, key=lambda t: t[1])
 
 
@@ -190,8 +189,7 @@ def long_table(runs: list[Run]) -> pd.DataFrame:
     layer_of = np.zeros(len(keys), np.int16)
     seen: dict[str, int] = {}
     for j, k in enumerate(keys):
-        m = LAYER_KEY.match(k)
-        name, layer = (m.group(1), int(m.group(2))) if m else (k, 0)
+        name, layer = rd.split_layer_key(k) or (k, 0)
         metric_code[j] = seen.setdefault(name, len(seen))
         layer_of[j] = layer
 

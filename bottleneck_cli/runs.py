@@ -77,7 +77,7 @@ def check_data(cfg) -> None:
     from .tasks import TaskError, make_dataset
 
     try:
-        make_dataset(cfg.task, cfg.seed)
+        make_dataset(cfg.task, cfg.seed, cfg.dtype)
     except TaskError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .rundir import layer_name
+from .rundir import layer_name, sorted_layers
 
 # Key prefix of matrices left for ``host_svals`` to decompose.
 HOST_SVD = "svd:"
@@ -58,7 +58,8 @@ def _cfg(metrics_cfg, name: str):
 
 
 def _weight_names(params) -> list[str]:
-    return sorted(k for k in params if k.startswith("W"))
+    """Weight-matrix keys W01..WLL in layer order (numeric: W99 before W100)."""
+    return sorted_layers(k for k in params if k.startswith("W"))
 
 
 # =========================================================================================

@@ -5,10 +5,14 @@ signal (SIGUSR2, or ``SIG$SUBMITIT_PREEMPT_SIGNAL``) is caught too, but only whi
 submitit's Python handler is installed for it: the loop checkpoints and stops as for
 SIGTERM, and on leaving the context the signal is re-delivered so that submitit's
 handler runs and requeues the job, which then resumes from the checkpoints.
+
+After a stop, a further Ctrl-C is ignored while the interpreter exits: JAX's exit hooks
+would otherwise print a traceback; the runs are already saved.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -24,6 +28,24 @@ def preempt_signal() -> signal.Signals | None:
 def _python_handler(handler) -> bool:
     """A handler installed from Python (submitit's), not a default or ignore."""
     return callable(handler) and handler is not signal.default_int_handler
+
+
+_quiet_exit_registered = False
+
+
+def _ignore_sigint() -> None:
+    """Exit hook: ignore Ctrl-C from here on (the runs are saved; exiting is all that is left)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def quiet_exit_after_stop() -> None:
+    """Register ``_ignore_sigint`` once. Exit hooks run last-registered first, so it runs
+    before those that JAX registered when it was imported."""
+    global _quiet_exit_registered
+    if not _quiet_exit_registered:
+        _quiet_exit_registered = True
+        atexit.register(_ignore_sigint)
 
 
 class StopFlag:
@@ -51,6 +73,7 @@ class StopFlag:
 
     def _handle(self, signum, frame):
         self.signal = signum
+        quiet_exit_after_stop()
         if signum == self._chained:
             self.preempted = True
 

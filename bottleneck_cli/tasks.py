@@ -10,7 +10,6 @@ Classification targets are one-hot rows (``classification=True``).
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -72,11 +71,15 @@ def _loss(task_cfg, classification: bool) -> str:
 
 def _finish(xtr, ytr, xte, yte, loss, classification, info, dtype) -> Dataset:
     cast = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
-    return Dataset(cast(xtr), cast(ytr), cast(xte), cast(yte), loss, classification, info)
+    with np.errstate(over="ignore"):  # values beyond the dtype become inf: callers check
+        return Dataset(cast(xtr), cast(ytr), cast(xte), cast(yte), loss, classification, info)
 
 
 def _one_hot(labels: np.ndarray, k: int) -> np.ndarray:
-    return np.eye(k)[labels]
+    """(N, k) rows e_label; memory N * k (no k x k identity)."""
+    out = np.zeros((len(labels), k))
+    out[np.arange(len(labels)), labels] = 1.0
+    return out
 
 
 # --- compositional: f* = h o P_k o g0^{-1}, bottleneck rank k (SCIENCE.md 5.1) -------------
@@ -211,37 +214,8 @@ def low_rank(cfg, seed: int, dtype) -> Dataset:
 # --- npz: the user's own arrays ----------------------------------------------------------
 
 
-def _check_array(name: str, a: np.ndarray) -> None:
-    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
-        raise TaskError(f"{name} has dtype {a.dtype}; it must be a real number type (int or float)")
-    if a.size == 0:
-        raise TaskError(f"{name} is empty (shape {a.shape})")
-    if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
-        raise TaskError(f"{name} contains NaN or inf values")
-
-
 def _is_one_hot(y: np.ndarray) -> bool:
     return y.ndim == 2 and bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(1) == 1))
-
-
-def _targets(name: str, y: np.ndarray, n: int) -> np.ndarray:
-    if y.ndim not in (1, 2):
-        raise TaskError(
-            f"{name} must be 2-D (N, d_out) or 1-D integer labels (N,), got shape {y.shape}"
-        )
-    if y.ndim == 1 and not np.issubdtype(y.dtype, np.integer):
-        raise TaskError(
-            f"1-D {name} must hold integer class labels; reshape regression targets to (N, 1)"
-        )
-    if y.ndim == 1 and y.min() < 0:
-        raise TaskError(f"{name} has negative class labels; labels must be 0..n_classes-1")
-    if y.shape[0] != n:
-        raise TaskError(f"{name} has {y.shape[0]} rows but x has {n}")
-    return y
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def npz(cfg, seed: int, dtype) -> Dataset:
@@ -255,35 +229,15 @@ def npz(cfg, seed: int, dtype) -> Dataset:
     path = Path(str(cfg.path)).expanduser()
     if not path.is_file():
         raise TaskError(f"npz file {str(path)!r} does not exist")
-    try:
-        f = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise TaskError(f"{str(path)!r} is not a valid .npz file ({_first_line(exc)})") from exc
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise TaskError(f"{str(path)!r} is not a valid .npz file (it holds a single .npy array)")
-    with f:
-        keys = set(f.files)
-        for key in ("x_train", "y_train"):
-            if key not in keys:
-                raise TaskError(f"{str(path)!r} has no array {key!r} (found {sorted(keys)})")
-        if ("x_test" in keys) != ("y_test" in keys):
-            raise TaskError(f"{str(path)!r} must hold both x_test and y_test, or neither")
-        arrays = {}
-        for k in ("x_train", "y_train", "x_test", "y_test"):
-            if k in keys:
-                try:
-                    arrays[k] = f[k]
-                except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-                    msg = f"cannot read {k} from {str(path)!r} ({_first_line(exc)})"
-                    raise TaskError(msg) from exc
-    for k, a in arrays.items():
-        _check_array(k, a)
+    from .npzfile import check_dtype_range, check_targets, read_arrays
+
+    arrays = read_arrays(path)
     for k in ("x_train", "x_test"):
         if k in arrays and arrays[k].ndim != 2:
             raise TaskError(f"{k} must be 2-D (N, d_in), got shape {arrays[k].shape}")
-    xtr, ytr = arrays["x_train"], _targets("y_train", arrays["y_train"], arrays["x_train"].shape[0])
+    xtr, ytr = arrays["x_train"], check_targets("y_train", arrays["y_train"], len(arrays["x_train"]))
     if "x_test" in arrays:
-        xte, yte = arrays["x_test"], _targets("y_test", arrays["y_test"], arrays["x_test"].shape[0])
+        xte, yte = arrays["x_test"], check_targets("y_test", arrays["y_test"], len(arrays["x_test"]))
         if xte.shape[1] != xtr.shape[1]:
             raise TaskError(f"x_test has {xte.shape[1]} features but x_train has {xtr.shape[1]}")
         if yte.ndim != ytr.ndim or (ytr.ndim == 2 and yte.shape[1] != ytr.shape[1]):
@@ -296,7 +250,10 @@ def npz(cfg, seed: int, dtype) -> Dataset:
     if ytr.ndim == 1:
         k = int(max(ytr.max(), yte.max() if yte.size else 0)) + 1
         ytr, yte, info["n_classes"] = _one_hot(ytr, k), _one_hot(yte, k), k
-    return _finish(xtr, ytr, xte, yte, _loss(cfg, classification), classification, info, dtype)
+    data = _finish(xtr, ytr, xte, yte, _loss(cfg, classification), classification, info, dtype)
+    arrays = {k: getattr(data, k) for k in ("x_train", "y_train", "x_test", "y_test")}
+    check_dtype_range(arrays, dtype, repr(str(path)))
+    return data
 
 
 # --- digits: scikit-learn's 8x8 handwritten digits ----------------------------------------

@@ -105,6 +105,10 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
 
     batch = Batch(members)
     cfg = batch.cfg
+    if stop:  # arrived while the data and the model were set up: nothing new to save
+        for m in members:
+            m.run.set_status("interrupted", step=int(batch.state["step"]), steps=cfg.steps)
+        raise Interrupted(f"stopped by signal {stop.signal} during set-up")
     start = int(batch.state["step"])
     marks = set(metric_steps(cfg))
     n = len(members)

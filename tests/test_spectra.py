@@ -50,15 +50,22 @@ def balanced_linear(s, depth: int, seed: int = 0) -> dict:
 
 
 def test_numerical_rank_of_constructed_matrices():
-    s = [5.0, 2.0, 0.3, 0.05, 0.0, 0.0]
+    # Constructed values sit well away from every threshold: float32 SVD returns them only
+    # to ~1e-6, so a value equal to a threshold would count either way.
+    s = [5.0, 2.0, 0.3, 0.04, 0.0, 0.0]
     A = with_svals(s, 9, 7)
     got = np.asarray(sp.grouped_svals({"A": jnp.asarray(A, jnp.float32)})["A"])
     np.testing.assert_allclose(got[:4], s[:4], rtol=1e-5, atol=1e-5)
     assert sp.numerical_rank(got, atol=0.1, rtol=0.1) == 2  # threshold max(0.1, 0.5)
-    assert sp.numerical_rank(got, atol=0.01, rtol=0.01) == 3  # threshold 0.05, strict
+    assert sp.numerical_rank(got, atol=0.01, rtol=0.01) == 3  # threshold 0.05 > 0.04
     assert sp.numerical_rank(got, atol=0.01, rtol=0.0) == 4
     assert np.linalg.matrix_rank(A) == 4
     assert sp.numerical_rank(np.zeros(5)) == 0 and sp.numerical_rank([]) == 0
+    # Strictness on exact values (powers of two: no rounding anywhere): equal is not above.
+    exact = np.array([2.0, 0.5, 0.25])
+    assert sp.numerical_rank(exact, atol=0.5, rtol=0.0) == 1  # 0.5 is not > 0.5
+    assert sp.numerical_rank(exact, atol=0.0, rtol=0.25) == 1  # threshold 0.25 * 2 = 0.5
+    assert sp.numerical_rank(exact, atol=0.25, rtol=0.0) == 2
 
 
 def test_stable_nuclear_entropy_ranks_by_hand():

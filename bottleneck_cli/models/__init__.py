@@ -17,7 +17,7 @@ import importlib
 import sys
 from typing import Callable
 
-from .base import Model, layer_order
+from .base import Model
 from .mlp import MLP, FullyConnected, build_linear, build_mlp
 
 MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear}
@@ -58,4 +58,4 @@ def build(cfg, in_shape, d_out: int, search_dirs=()) -> Model:
     return builder(cfg, in_shape, d_out)
 
 
-__all__ = ["MODELS", "MLP", "FullyConnected", "Model", "build", "layer_order", "resolve_target"]
+__all__ = ["MODELS", "MLP", "FullyConnected", "Model", "build", "resolve_target"]

@@ -20,21 +20,9 @@ x)`` (the hidden layers before the nonlinearity, same names as ``hiddens``), and
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-_LAYER_KEY = re.compile(r"^([A-Za-z_]+)(\d+)$")
-
-
-def layer_order(keys) -> list[str]:
-    """Keys like ``W9``, ``W10``, ``W100`` sorted by prefix, then by layer number."""
-    def order(key: str):
-        m = _LAYER_KEY.match(key)
-        return (m.group(1), int(m.group(2)), key) if m else (key, -1, key)
-
-    return sorted(keys, key=order)
-
+from ..rundir import sorted_layers
 
 class Model:
     """Defaults of the protocol. A family sets ``depth`` and implements ``init`` and
@@ -56,7 +44,7 @@ class Model:
         return self.init(seed, dtype)
 
     def weights(self, params) -> dict:
-        return {k: params[k] for k in layer_order(k for k in params if k.startswith("W"))}
+        return {k: params[k] for k in sorted_layers(k for k in params if k.startswith("W"))}
 
     def ridge(self, params, include_bias: bool = False):
         """sum_l ||W_l||_F^2 (+ sum_l ||b_l||^2 when ``include_bias``)."""
