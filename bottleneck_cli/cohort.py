@@ -135,6 +135,7 @@ class Cohort:
         }
         params = _stack([models.build(m.cfg, in_shape, d_out).init(m.cfg.seed, self.dtype)
                          for m in members])
+        self.params0 = jax.tree_util.tree_map(jnp.asarray, params)  # θ₀, kept for metrics
         n = len(members)
         self.state = {
             "params": params,
@@ -238,9 +239,10 @@ class Cohort:
         """Per member: (scalar metrics, raw singular-value arrays)."""
         import jax
 
-        from . import spectra
+        from . import metrics as spectra
 
-        flat = np.asarray(jax.device_get(self._evaluate(self.state, self.hyper, self.data)))
+        flat = np.asarray(jax.device_get(self._evaluate(self.state, self.params0, self.hyper,
+                                                        self.data)))
         raw = _unpack(flat, self._evaluate.layout)
         out = []
         for i, m in enumerate(self.members):

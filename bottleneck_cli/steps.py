@@ -66,9 +66,10 @@ def make_chunk(cfg, model, tx, stage, info):
 
 
 def make_evaluate(cfg, model, stage, info):
-    """``evaluate(state, hyper, data)``: losses and raw spectra of every member, packed
+    """``evaluate(state, params0, hyper, data)``: losses and raw spectra of every member
+    (``params0``: the initial parameters, for the distance from initialisation), packed
     into one (members, total) array whose layout is ``evaluate.layout``."""
-    from . import spectra
+    from .metrics import raw_spectra
     from .cohort import _pack
 
     apply_fn = lambda p, x: model.apply(p, x)[0]  # noqa: E731
@@ -77,7 +78,7 @@ def make_evaluate(cfg, model, stage, info):
     # On the CPU backend SVDs run in NumPy after the program (see spectra.grouped_svals).
     svd_on_host = jax.default_backend() == "cpu"
 
-    def member_eval(params, hyper, x, y, xt, yt, step):
+    def member_eval(params, params0, hyper, x, y, xt, yt, step):
         lam = stage_lam(cfg.optim, stage, hyper["lam"], step)
         total, (fit, ridge) = objective(model, params, x, y, lam, info.loss, include_bias)
         out = {"loss/train": total, "loss/fit": fit, "loss/ridge": ridge, "lam": lam,
@@ -88,15 +89,15 @@ def make_evaluate(cfg, model, stage, info):
             out["acc/train"] = accuracy(apply_fn(params, x), y)
             if info.n_test > 0:
                 out["acc/test"] = accuracy(apply_fn(params, xt), yt)
-        out.update(spectra.raw_spectra(model, params, x[:n_rep], cfg.metrics,
-                                       svd_on_host=svd_on_host))
+        out.update(raw_spectra(model, params, x[:n_rep], cfg.metrics,
+                               svd_on_host=svd_on_host, params0=params0))
         return out
 
     layout: dict = {}
 
-    def evaluate(state, hyper, data):
-        out = jax.vmap(member_eval, in_axes=(0, 0, 0, 0, 0, 0, None))(
-            state["params"], hyper, data["x"], data["y"], data["xt"], data["yt"],
+    def evaluate(state, params0, hyper, data):
+        out = jax.vmap(member_eval, in_axes=(0, 0, 0, 0, 0, 0, 0, None))(
+            state["params"], params0, hyper, data["x"], data["y"], data["xt"], data["yt"],
             state["step"])
         return _pack(out, layout)
 

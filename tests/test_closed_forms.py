@@ -22,7 +22,7 @@ import pytest
 from bottleneck_cli import rundir as rd
 from bottleneck_cli.config import load
 from bottleneck_cli.runs import prepare
-from bottleneck_cli.spectra import denoise_shrink, denoise_threshold, schatten_norm_cost
+from bottleneck_cli.metrics import denoise_shrink, denoise_threshold, schatten_norm_cost
 from bottleneck_cli.tasks import low_rank_matrix, make_dataset
 from bottleneck_cli.train import train_members
 

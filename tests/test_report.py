@@ -143,7 +143,7 @@ def test_report_never_imports_jax_or_training_code(tmp_path):
         f"make_run(Path({str(tmp_path)!r}) / 'r')\n"
         f"build_report([Path({str(tmp_path)!r}) / 'r'], per_run_max=1, formats=('png',))\n"
         "bad = [m for m in ('jax', 'flax', 'optax', 'bottleneck_cli.train', "
-        "'bottleneck_cli.models', 'bottleneck_cli.spectra', 'bottleneck_cli.tasks') "
+        "'bottleneck_cli.models', 'bottleneck_cli.metrics', 'bottleneck_cli.tasks') "
         "if m in sys.modules]\n"
         "assert not bad, bad\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

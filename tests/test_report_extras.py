@@ -40,7 +40,7 @@ def shear_params() -> tuple[dict, float]:
 
 
 def test_closed_form_column_and_figure_for_linear_runs(tmp_path):
-    from bottleneck_cli.spectra import schatten_norm_cost
+    from bottleneck_cli.metrics import schatten_norm_cost
 
     root = tmp_path / "lin"
     params, cost = shear_params()

@@ -33,7 +33,7 @@ from typer.testing import CliRunner
 from bottleneck_cli import rundir as rd
 from bottleneck_cli.cli import app
 from bottleneck_cli.report_fit import ols
-from bottleneck_cli.spectra import schatten_norm_cost
+from bottleneck_cli.metrics import schatten_norm_cost
 
 SV = (2.0, 1.0)
 DEPTHS = (2, 4, 8)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from bottleneck_cli import spectra as sp
+from bottleneck_cli import metrics as sp
 from bottleneck_cli.config import MetricsConfig
 from bottleneck_cli.models import MLP as Model, FullyConnected
 

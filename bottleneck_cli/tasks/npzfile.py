@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .tasks import TaskError
-from .validation import MAX_DIM, MAX_ELEMENTS
+from .base import TaskError
+from ..validation import MAX_DIM, MAX_ELEMENTS
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_CLASSES = MAX_DIM  # one-hot targets are the net's outputs: the bound of task.d_out

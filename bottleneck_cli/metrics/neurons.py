@@ -1,0 +1,92 @@
+"""Distinct active neuron directions of ReLU layers (arXiv 2205.15809; docs/metrics.md)."""
+
+from __future__ import annotations
+
+from ..rundir import layer_name, sorted_layers
+
+
+def _weight_names(params) -> list[str]:
+    """Weight-matrix keys W01..WLL in layer order (numeric: W99 before W100)."""
+    return sorted_layers(k for k in params if k.startswith("W"))
+
+from .config import setting
+
+
+def neuron_metrics(params, post, metrics_cfg=None) -> dict:
+    """``neurons/Zxx`` and ``active/Zxx`` of every hidden layer (``neuron_counts``); the
+    layers' graphs are stacked per width so that one while_loop labels them all."""
+    import jax.numpy as jnp
+
+    names = _weight_names(params)
+    cos = float(setting(metrics_cfg, "neuron_cos"))
+    tol = float(setting(metrics_cfg, "neuron_active"))
+    graphs = [neuron_graph(params[names[l - 1]], params.get(layer_name("b", l)), a,
+                           params[names[l]], cos=cos, active_tol=tol)
+              for l, a in enumerate(post, 1)]
+    groups: dict[int, list[int]] = {}
+    for i, (link, _) in enumerate(graphs):
+        groups.setdefault(link.shape[-1], []).append(i)
+    out = {}
+    for layers in groups.values():
+        active = jnp.stack([graphs[i][1] for i in layers])
+        distinct = count_components(jnp.stack([graphs[i][0] for i in layers]), active)
+        for k, i in enumerate(layers):
+            z, dtype = layer_name("Z", i + 1), post[i].dtype
+            out[f"neurons/{z}"] = distinct[k].astype(dtype)
+            out[f"active/{z}"] = jnp.sum(active[k]).astype(dtype)
+    return out
+
+
+def neuron_graph(W_in, b_in, post, W_out, *, cos: float, active_tol: float):
+    """(link, active) of one ReLU hidden layer (arXiv 2205.15809; docs/metrics.md).
+
+    Neuron j has incoming vector w_j = (W_in[:, j], b_in[j]) (the bias only if there is one),
+    post-activations a_j (N rows of ``post``) and outgoing row v_j = W_out[j, :]. Its output
+    term a_j v_j^T has norm c_j = ||a_j|| ||v_j||; j is *active* when
+    c_j > max(0, active_tol * max_k c_k): dead neurons (never firing on the inputs) and
+    neurons with zero outgoing weights are not. relu(t (w.x + b)) = t relu(w.x + b) for t > 0,
+    so two active neurons are *linked* (the same feature) when their unit vectors
+    u_j = w_j / ||w_j|| have cosine u_i.u_j >= ``cos``. Cost: one width x width Gram matrix.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    w = W_in.T if b_in is None else jnp.concatenate([W_in.T, b_in[:, None]], axis=1)
+    norm = jnp.sqrt(jnp.sum(jnp.square(w), axis=1))
+    u = w / jnp.where(norm > 0, norm, 1.0)[:, None]
+    c = jnp.sqrt(jnp.sum(jnp.square(post), axis=0) * jnp.sum(jnp.square(W_out), axis=1))
+    active = (c > active_tol * jnp.max(c)) & (c > 0) & (norm > 0)
+    gram = jnp.matmul(u, u.T, precision=jax.lax.Precision.HIGHEST)
+    return (gram >= cos) & active[:, None] & active[None, :], active
+
+
+def count_components(link, active):
+    """Connected components among the active nodes of symmetric graphs ``link`` (..., n, n):
+    single linkage, so the count does not depend on node order. Min-label propagation
+    (each node takes the smallest label among its neighbours) until nothing changes, in one
+    while_loop for the whole stack; a component is counted at its smallest node."""
+    import jax
+    import jax.numpy as jnp
+
+    n = link.shape[-1]
+    idx = jnp.broadcast_to(jnp.arange(n), active.shape)
+
+    def spread(state):
+        lab, _ = state
+        new = jnp.minimum(lab, jnp.min(jnp.where(link, lab[..., None, :], n), axis=-1))
+        return new, jnp.any(new != lab)
+
+    labels, _ = jax.lax.while_loop(lambda s: s[1], spread, (idx, jnp.asarray(True)))
+    return jnp.sum(active & (labels == idx), axis=-1)
+
+
+def neuron_counts(W_in, b_in, post, W_out, metrics_cfg=None):
+    """(distinct active neuron directions, active neurons) of one ReLU hidden layer: the
+    connected components of ``neuron_graph``'s links, and its active count; thresholds
+    ``metrics.neuron_cos`` and ``metrics.neuron_active``."""
+    import jax.numpy as jnp
+
+    link, active = neuron_graph(W_in, b_in, post, W_out,
+                                cos=float(setting(metrics_cfg, "neuron_cos")),
+                                active_tol=float(setting(metrics_cfg, "neuron_active")))
+    return count_components(link, active), jnp.sum(active)
