@@ -133,7 +133,7 @@ class Config:
     steps: int = 5000
     dtype: str = "float32"  # float32 | float64
     log_every_s: float = 10.0  # plain log line cadence when not in a terminal
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: Any = "???"  # (missing until composed) a group option: mlp/linear (ModelConfig) or the user's own YAML
     task: TaskConfig = field(default_factory=TaskConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -170,7 +170,9 @@ def register_schema() -> None:
     """Register the structured schema under the name the primary config extends."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name="bncli_schema", node=Config)
+    store = ConfigStore.instance()
+    store.store(name="bncli_schema", node=Config)
+    store.store(group="model", name="mlp_schema", node=ModelConfig)
 
 
 def user_config_dirs(config_dirs) -> list[str]:

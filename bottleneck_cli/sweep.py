@@ -92,7 +92,9 @@ def expand(overrides: list[str], config_dirs=()) -> list[list[str]]:
 
 
 def swept_keys(overrides: list[str], config_dirs=()) -> set[str]:
-    return {o.get_key_element() for o in parse(overrides, config_dirs) if o.is_sweep_override()}
+    """Keys the grid sweeps over, as ``_key`` spells them (``+model.gate`` -> ``model.gate``)."""
+    return {o.get_key_element().lstrip("+~") for o in parse(overrides, config_dirs)
+            if o.is_sweep_override()}
 
 
 def sweep_name(overrides: list[str]) -> str:

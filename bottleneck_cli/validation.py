@@ -200,14 +200,17 @@ def _check_full_batch(cfg) -> None:
 def validate(cfg) -> None:
     """Raise ConfigError (naming the key) for out-of-range or unknown-choice values."""
     _check_finite(cfg)
+    own_model = bool(cfg.model.get("_target_"))  # the user's class checks its own settings
     for key, allowed in CHOICES.items():
-        if key == "model.name" and cfg.model.get("_target_"):
-            continue  # the user's class names the model
+        if own_model and key.startswith("model.") and key[6:] not in cfg.model:
+            continue
         value = _get(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not valid; choose from {list(allowed)}")
     _check_dtype_range(cfg)
     for key, ok, message in RANGES:
+        if own_model and key.startswith("model.") and key[6:] not in cfg.model:
+            continue
         value = _get(cfg, key)
         if not ok(value):
             raise ConfigError(f"{key}={value!r} {message(value) if callable(message) else message}")
