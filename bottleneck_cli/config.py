@@ -118,6 +118,13 @@ class Config:
     description: str = ""  # free text, used by experiment presets
 
 
+# Config keys that do not change what is trained: placement, names, free text, log and
+# metric cadence, checkpointing and sweep execution (dotted prefixes: "metrics" covers
+# every metrics.* key). Reports never tell runs apart by them.
+BOOKKEEPING_KEYS = ("name", "out", "description", "log_every_s", "metrics", "checkpoint",
+                    "sweep", "hydra")
+
+
 def register_schema() -> None:
     """Register the structured schema under the name the primary config extends."""
     from hydra.core.config_store import ConfigStore
