@@ -11,7 +11,6 @@ before manifests, recognised by its report.html, is overwritten but never cleane
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
