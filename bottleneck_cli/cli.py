@@ -228,10 +228,14 @@ def _print_sweep_summary(plan) -> None:
 @app.command()
 def report(
     paths: List[Path] = typer.Argument(..., help="Run folders, sweep folders or trees of them."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: <first PATH>/report)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Report folder: new, empty, or an earlier report's (default: "
+        "<first PATH>/report, or ./report-<name> where that is not writable)."),
     grid: Optional[str] = typer.Option(None, "--grid", help="Two swept keys for a phase diagram, e.g. lam,lr."),
-    metric: str = typer.Option("loss/test", "--metric", help="Final metric shown in the --grid heatmap."),
-    per_run_max: int = typer.Option(12, "--per-run-max", help="At most this many runs get per-run figures."),
+    metric: Optional[str] = typer.Option(
+        None, "--metric", help="Final metric shown in the phase diagram (default: loss/test, "
+        "else loss/train)."),
+    per_run_max: int = typer.Option(12, "--per-run-max", help="At most this many runs get per-run figures (0: none)."),
 ):
     """Tables, bottleneck figures and one self-contained report.html from run folders."""
     with _errors():

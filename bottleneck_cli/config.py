@@ -142,6 +142,13 @@ class Config:
     description: str = ""  # free text, used by experiment presets
 
 
+# Config keys that do not change what is trained: placement, names, free text, log and
+# metric cadence, checkpointing and sweep execution (dotted prefixes: "metrics" covers
+# every metrics.* key). Reports never tell runs apart by them.
+BOOKKEEPING_KEYS = ("name", "out", "description", "log_every_s", "metrics", "checkpoint",
+                    "sweep", "hydra")
+
+
 # Settings that never change a compiled program: traced per-member arrays (lam, lr, the
 # seed's random key) and values used on the host only (initial scale, data values, the
 # run's name and place). Members that differ only here train together in one program;

@@ -17,6 +17,7 @@ from matplotlib import colors as mcolors
 from matplotlib import ticker as mticker
 
 from . import report_plotstyle as ps
+from .report_fit import basis
 from .report_format import fmt, pm
 from .report_plotstyle import plt  # pyplot, imported after the Agg backend is chosen
 from .report_plotstyle import save  # noqa: F401 - part of this module's API
@@ -155,7 +156,8 @@ def depth_fit(points: pd.DataFrame, fits: pd.DataFrame):
     """||theta||^2 and ||theta||^2/L against depth L with the least-squares line.
 
     ``points``: setting, depth, mean, std, n (of norm/total over seeds).
-    ``fits``: setting, slope, slope_err, intercept, intercept_err (slope = R0, intercept = R1)."""
+    ``fits``: setting, slope, slope_err, intercept, intercept_err (slope = R0, intercept = R1),
+    n_depths, n_runs, n_seeds (what each fit rests on, shown in its legend entry)."""
     fig, axes = ps.panels(1, 2, w=4.0, h=3.1)
     colors = ps.cat_colors(points["setting"])
     fit_by = {r.setting: r for r in fits.itertuples()}
@@ -167,7 +169,8 @@ def depth_fit(points: pd.DataFrame, fits: pd.DataFrame):
         label = setting or "all runs"
         if fit is not None:
             label += (f"\nR0 = {pm(fit.slope, fit.slope_err)}, "
-                      f"R1 = {pm(fit.intercept, fit.intercept_err)}")
+                      f"R1 = {pm(fit.intercept, fit.intercept_err)}"
+                      f"\n({basis(fit.n_depths, fit.n_runs, fit.n_seeds)})")
         axes[0, 0].errorbar(L, g["mean"], yerr=g["std"].fillna(0), fmt="o", color=c, capsize=2,
                             label=label)
         axes[0, 1].errorbar(L, g["mean"] / L, yerr=g["std"].fillna(0) / L, fmt="o", color=c,
@@ -222,8 +225,9 @@ def remaining_size(df: pd.DataFrame, delta: float):
 # ---- 5. training curves ---------------------------------------------------------
 @ps.styled
 def training_curves(df: pd.DataFrame, rows: Sequence[tuple[str, bool, Sequence[tuple[str, str]]]],
-                    panel_title: str, max_panels: int = 3):
-    """Curves against step: one column per swept value, one row per quantity.
+                    panel_title: str, left_out: str = "", max_panels: int = 3):
+    """Curves against step: one column per swept value, one row per quantity; ``left_out``
+    says which panels or lines the data left out (shown in the title).
 
     ``df`` columns: panel, line, metric, step, mean, lo, hi (colour = line, i.e. the other
     swept parameters). ``rows``: (y label, log y, [(metric, linestyle), ...]); several
@@ -264,7 +268,8 @@ def training_curves(df: pd.DataFrame, rows: Sequence[tuple[str, bool, Sequence[t
     if labels:
         axes[0, 0].legend(handles[:10], labels[:10], loc="best")
     fig.suptitle("training curves: mean over seeds, band min-max" +
-                 (f"  ·  {panel_title}" if panel_title else ""), fontsize=10)
+                 (f"  ·  {panel_title}" if panel_title else "") +
+                 (f"\n({left_out})" if left_out else ""), fontsize=10)
     return fig
 
 

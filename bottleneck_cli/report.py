@@ -12,9 +12,6 @@ minus ``seed``) are aggregated: mean and spread, not separate lines.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +20,15 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import report_out, report_pool
 from . import rundir as rd
 from .report_figures import COST, Fig, check_grid, per_run_figures, plan, render
-from .report_fit import depth_fit_table
+from .report_fit import basis, depth_fit_table
 from .report_format import fmt, pm
 from .report_load import ReportError, Run, discover, load_chunk, load_runs, run_names
-from .report_tables import (by_setting_table, config_frame, finals_frame, long_table,
-                            run_info, summary_table, swept_keys, write_tables)
+from .report_tables import (TABLE_FILES, bookkeeping, by_setting_table, config_frame,
+                            finals_frame, long_table, run_info, summary_table, swept_keys,
+                            varying, write_tables)
 from .report_yaml import load_config_text
 
 __all__ = ["ReportError", "ReportResult", "Run", "build_report", "config_frame",
@@ -52,6 +51,7 @@ class ReportResult:
     swept: list[str]
     tables: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # lines for the reader (where it went, ...)
 
 
 def __getattr__(name: str):
@@ -63,11 +63,14 @@ def __getattr__(name: str):
 
 
 def build_report(paths: Sequence[Path], out: Path | None = None,
-                 grid: tuple[str, str] | None = None, metric: str = "loss/test",
+                 grid: tuple[str, str] | None = None, metric: str | None = None,
                  per_run_max: int = 12, formats: Sequence[str] = ("png", "pdf"),
                  workers: int | None = None) -> ReportResult:
     """Read the runs under ``paths`` and write tables, figures and report.html to ``out``
-    (default ``<first path>/report``). Raises ReportError for bad input paths or options.
+    (default ``<first path>/report``, or ``./report-<name>`` where that cannot be written).
+    ``metric`` (default: test loss, else training loss) colours the phase diagram. Raises
+    ReportError for bad input paths or options, and for an ``out`` holding files that are
+    not a bncli report's (``report_out``).
 
     ``workers`` forked processes (default: one per available CPU, at most 8) read run
     folders and draw figures; 1, or a live JAX backend in this process, keeps everything
@@ -76,10 +79,13 @@ def build_report(paths: Sequence[Path], out: Path | None = None,
     paths = [Path(p) for p in paths]
     if not paths:
         raise ReportError("no PATH given")
+    if per_run_max < 0:
+        raise ReportError(f"--per-run-max must be >= 0 (0: no per-run figures), got {per_run_max}")
     if grid is not None:
         grid = tuple(grid)
         if len(grid) != 2 or grid[0] == grid[1]:
-            raise ReportError(f"--grid needs two different parameters, e.g. lam,lr (got {grid})")
+            raise ReportError(f"--grid needs two different parameters, e.g. lam,lr (got "
+                              f"{','.join(map(str, grid))})")
     formats = tuple(dict.fromkeys(f.lower().lstrip(".") for f in formats))
     if "png" not in formats:
         formats = ("png",) + formats  # the HTML page embeds the PNGs
@@ -87,36 +93,19 @@ def build_report(paths: Sequence[Path], out: Path | None = None,
     if bad:
         raise ReportError(f"unknown figure format {bad[0]!r}; choose from png, pdf, svg")
     dirs = discover(paths)
-    out = Path(out) if out is not None else paths[0] / "report"
-    if out.exists() and not out.is_dir():
-        raise ReportError(f"--out {out} exists and is not a folder")
-    if workers is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        workers = min(8, cpus or 1)
-    if workers < 2 or not _fork_ok():
-        workers = 1
-    runs = _load(list(zip(dirs, run_names(dirs))), workers, formats)
-    pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
-    try:
-        return _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0)
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-
-
-def _fork_ok() -> bool:
-    """Forking is safe unless a JAX backend is live in this process (DESIGN.md)."""
-    if os.name != "posix" or "fork" not in mp.get_all_start_methods():
-        return False
-    if "jax" in sys.modules:
+    out, where = report_out.choose(out, paths[0])
+    workers = report_pool.worker_count(workers)
+    with report_pool.sigterm_interrupts():
+        runs = _load(list(zip(dirs, run_names(dirs))), workers, formats)
+        pool = report_pool.pool(workers) if workers > 1 else None
         try:
-            from jax._src import xla_bridge
-
-            return not getattr(xla_bridge, "_backends", True)
-        except Exception:  # noqa: BLE001
-            return False
-    return True
+            result = _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+    result.notes[:0] = [where] if where else []
+    return result
 
 
 def _load(items: list[tuple[Path, str]], workers: int, formats: Sequence[str]) -> list[Run]:
@@ -128,7 +117,7 @@ def _load(items: list[tuple[Path, str]], workers: int, formats: Sequence[str]) -
         return load_chunk(items)
     n = max(1, len(items) // (8 * workers))
     chunks = [items[i:i + n] for i in range(0, len(items), n)]
-    with mp.get_context("fork").Pool(workers) as pool:
+    with report_pool.pool(workers) as pool:
         pending = pool.map_async(load_chunk, chunks, chunksize=1)
         plots.warm_up(formats)
         return [r for chunk in pending.get() for r in chunk]
@@ -137,8 +126,10 @@ def _load(items: list[tuple[Path, str]], workers: int, formats: Sequence[str]) -
 def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> ReportResult:
     cfg = config_frame(runs)
     swept = swept_keys(cfg)
+    ignored = [k for k in varying(cfg) if bookkeeping(k)]
     finals = finals_frame(runs)
     check_grid(grid, metric, cfg, finals, swept)
+    folder = report_out.ReportFolder(out)  # before writing: is the folder ours to write?
     info = run_info(runs, cfg, swept)
     summary = summary_table(runs, cfg, finals, swept)
     info["order"] = pd.Series(np.arange(len(summary)), index=summary.index)
@@ -146,9 +137,6 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
 
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    for old in fig_dir.iterdir():  # a previous report's figures would be stale
-        if old.suffix in (".png", ".pdf", ".svg"):
-            old.unlink()
     # Per-run figures first: workers draw them while this process aggregates. A sample of
     # a larger report is for viewing (PNG); vector copies cost as much again.
     skipped: list[str] = []
@@ -156,6 +144,7 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
     pending = []
 
     def submit(figs, fmts):
+        folder.claim(fig_dir / f"{f.stem}.{fmt}" for f in figs for fmt in fmts)
         jobs = [(f.stem, f.job, fig_dir, fmts) for f in figs]
         if pool is not None:
             pending.append(pool.map_async(render, jobs, chunksize=1))
@@ -170,13 +159,14 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
     figs, skipped_agg = plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid, metric)
     skipped[:0] = skipped_agg
     submit(sorted(figs, key=lambda f: -COST.get(f.stem, 2)), formats)
+    html_path = out / report_out.HTML
+    folder.claim([out / name for name in TABLE_FILES] + [html_path])
     tables = write_tables(out, len(runs), summary, by_setting, fits, long, problems)
     drawn = dict(r for p in pending for r in (p if isinstance(p, list) else p.get()))
     figs = _collect(figs + run_figs, drawn, problems, skipped)
 
     from . import report_html
 
-    html_path = out / "report.html"
     html_path.write_text(report_html.render(
         title=f"bncli report: {', '.join(map(str, paths))}",
         runs=len(runs), counts=summary["status"].value_counts().to_dict(), swept=swept,
@@ -185,11 +175,15 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
         figures=[(f.title, f.caption, next(p for p in f.paths if p.suffix == ".png"),
                   [p.name for p in f.paths]) for f in figs],
         skipped=skipped, commands=_commands(runs), config=_config_text(runs),
-        max_rows=MAX_HTML_ROWS), encoding="utf-8")
+        ignored=ignored, max_rows=MAX_HTML_ROWS), encoding="utf-8")
+    files = [p for f in figs for p in f.paths]
+    folder.finish(files + list(tables.values()) + [html_path])
+    notes = [f"not compared (they do not change what is trained): {', '.join(ignored)}"] \
+        if ignored else []
     return ReportResult(out_dir=out, html=html_path, summary=summary, by_setting=by_setting,
-                        depth_fit=fits, problems=problems,
-                        figures=[p for f in figs for p in f.paths], skipped=skipped, swept=swept,
-                        tables=tables, seconds=time.perf_counter() - t0)
+                        depth_fit=fits, problems=problems, figures=files, skipped=skipped,
+                        swept=swept, tables=tables, seconds=time.perf_counter() - t0,
+                        notes=notes)
 
 
 def _collect(figs: list[Fig], drawn: dict, problems: list[str], skipped: list[str]) -> list[Fig]:
@@ -266,10 +260,13 @@ def print_summary(result: ReportResult, console, max_rows: int = 15) -> None:
         depths = r.depths.split(",")
         console.print(f"depth fit {r.setting or '(all runs)'}: R0 (rank) ≈ "
                       f"{pm(r.R0_estimate, r.R0_err)}, R1 ≈ {pm(r.R1_estimate, r.R1_err)} "
-                      f"(L = {depths[0]}..{depths[-1]}, {r.n_seeds} seed(s))", markup=False)
+                      f"(L = {depths[0]}..{depths[-1]}; "
+                      f"{basis(r.n_depths, r.n_runs, r.n_seeds)})", markup=False)
     if len(fits) > 6:
         console.print(f"... {len(fits) - 6} more depth fits in "
                       f"{result.tables.get('depth_fit.csv')}", markup=False)
+    for note in result.notes:
+        console.print(note, markup=False)
     if result.problems:
         console.print(f"[yellow]{len(result.problems)} problem(s):[/yellow]")
         for p in result.problems[:8]:

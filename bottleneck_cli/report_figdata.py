@@ -69,10 +69,16 @@ def vs_depth(info: pd.DataFrame, finals: pd.DataFrame, keys: list[str]) -> pd.Da
         columns=["setting", "depth", "mean", "std", "metric"])
 
 
+def shown(k: int, n: int, what: str) -> str:
+    """"showing k of n <what>" when something was left out, else ""."""
+    return f"showing {k} of {n} {what}" if k < n else ""
+
+
 def curves(long: pd.DataFrame, info: pd.DataFrame, swept: list[str],
-           cfg: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+           cfg: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
     """Training-curve aggregates: panel = values of the first swept parameter (not seed),
-    line = the other swept parameters; mean and min/max over seeds at each step."""
+    line = the other swept parameters; mean and min/max over seeds at each step. Also the
+    panel title and a note on the panels and lines left out ("" when none)."""
     no_seed = [k for k in swept if k != "seed"]
     panel_key = no_seed[0] if no_seed else None
     line_keys = no_seed[1:]
@@ -80,20 +86,23 @@ def curves(long: pd.DataFrame, info: pd.DataFrame, swept: list[str],
         panel = [label({panel_key: v}) for v in cfg[panel_key]]
         values = sorted(cfg[panel_key].dropna().unique(), key=sortkey)
         panels = evenly([label({panel_key: v}) for v in values], 3)
+        notes = [shown(len(panels), len(values), f"{panel_key} values")]
     else:
-        panel, panels = [""] * len(info), [""]
+        panel, panels, notes = [""] * len(info), [""], []
     if line_keys:
         sw = cfg[line_keys]
         line = [label(dict(zip(line_keys, row))) for row in sw.itertuples(index=False)]
         ordered = sorted(sw.drop_duplicates().itertuples(index=False),
                          key=lambda r: [sortkey(v) for v in r])
         lines = evenly([label(dict(zip(line_keys, r))) for r in ordered], MAX_LINES)
+        notes.append(shown(len(lines), len(ordered), f"settings of {', '.join(line_keys)}"))
     else:
         line, lines = [""] * len(info), [""]
     keys = [m for _, _, ms in CURVES for m, _ in ms]
     sub = long[long["metric"].isin(keys) & long["layer"].isna()]
+    note = "; ".join(n for n in notes if n)
     if not len(sub):
-        return pd.DataFrame(columns=["panel", "line", "metric", "step", "mean", "lo", "hi"]), ""
+        return pd.DataFrame(columns=["panel", "line", "metric", "step", "mean", "lo", "hi"]), "", ""
     rc = sub["run"].cat.codes.to_numpy()
     df = pd.DataFrame({"panel": np.asarray(panel, object)[rc],
                        "line": np.asarray(line, object)[rc],
@@ -105,7 +114,7 @@ def curves(long: pd.DataFrame, info: pd.DataFrame, swept: list[str],
     agg["panel"] = pd.Categorical(agg["panel"], categories=panels, ordered=True)
     agg = agg.sort_values(["panel", "step"]).reset_index(drop=True)
     agg["panel"] = agg["panel"].astype(str)
-    return agg, (f"one panel per {panel_key}" if panel_key else "")
+    return agg, (f"one panel per {panel_key}" if panel_key else ""), note
 
 
 def phase(info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame, grid: tuple[str, str],

@@ -8,6 +8,7 @@ in a pool worker or inline.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,10 @@ import pandas as pd
 from . import report_figdata as fd
 from . import report_spectra as sp
 from . import rundir as rd
+from .report_fit import basis
 from .report_format import pm
 from .report_load import ReportError, Run
-from .report_tables import layer_cols
+from .report_tables import bookkeeping, layer_cols
 
 # Rough drawing cost (panels) of the aggregate figures: the costly ones are handed to the
 # workers first, so that none is left running alone at the end.
@@ -60,17 +62,26 @@ def render(item: tuple) -> tuple[str, list[Path] | str | None]:
 
 
 def check_grid(grid, metric, cfg, finals, swept) -> None:
-    """Fail early (before any drawing) on an unknown --grid parameter or --metric."""
-    if grid is None:
-        return
-    for k in grid:
+    """Fail early (before any drawing) on an unknown or bookkeeping --grid parameter, or an
+    unknown --metric (None: the default, which need not be recorded)."""
+    for k in grid or ():
         if k not in cfg.columns:
-            raise ReportError(f"--grid: unknown parameter {k!r}; swept parameters: "
-                              f"{', '.join(swept) or 'none'}")
-    if metric not in finals:
-        avail = sorted(c for c in finals.columns if rd.split_layer_key(c) is None)
-        raise ReportError(f"--metric: {metric!r} is not a recorded metric; choose from "
-                          f"{', '.join(avail[:30])}")
+            raise ReportError(f"--grid: unknown parameter {k!r}{_close(k, cfg.columns)}; "
+                              f"swept parameters: {', '.join(swept) or 'none'}")
+        if bookkeeping(k):
+            raise ReportError(f"--grid: {k!r} does not change what is trained; swept "
+                              f"parameters: {', '.join(swept) or 'none'}")
+    recorded = [c for c in finals.columns if c != "step"]
+    if metric is not None and recorded and metric not in recorded:
+        avail = sorted(c for c in recorded if rd.split_layer_key(c) is None)
+        hint = _close(metric, recorded) or f"; recorded: {', '.join(avail[:30])}"
+        raise ReportError(f"--metric: {metric!r} is not a recorded metric{hint}")
+
+
+def _close(word: str, choices) -> str:
+    """" (did you mean a, b?)" for the choices close to ``word`` ("" when none is)."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
@@ -98,7 +109,9 @@ def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
     # 3. depth fit
     if len(fits):
         lines = "; ".join(f"{r.setting or 'all runs'}: R0 = {pm(r.R0_estimate, r.R0_err)}, "
-                          f"R1 = {pm(r.R1_estimate, r.R1_err)}" for r in fits.itertuples())
+                          f"R1 = {pm(r.R1_estimate, r.R1_err)} "
+                          f"({basis(r.n_depths, r.n_runs, r.n_seeds)})"
+                          for r in fits.itertuples())
         figs.append(Fig(
             "depth_fit", "Parameter norm against depth",
             "||θ||² at the end of training against depth L with a least-squares line per "
@@ -131,13 +144,14 @@ def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
                        f"({sweep_note})")
 
     # 5. training curves
-    curves, panel_title = fd.curves(long, info, swept, cfg)
+    curves, panel_title, left_out = fd.curves(long, info, swept, cfg)
     if len(curves):
         figs.append(Fig(
             "training_curves", "Training curves",
             f"Loss, test loss and rank estimate against step ({panel_title or 'all runs'}; "
-            f"lines: other swept parameters; mean over seeds with min-max band).",
-            job("training_curves", curves, fd.CURVES, panel_title)))
+            f"lines: other swept parameters; mean over seeds with min-max band"
+            + (f"; {left_out}, spread evenly" if left_out else "") + ").",
+            job("training_curves", curves, fd.CURVES, panel_title, left_out)))
     else:
         skipped.append("training curves: no metrics recorded")
 
@@ -227,11 +241,11 @@ def _phase_figure(info, cfg, finals, swept, grid, metric, figs, skipped) -> None
                            "(choose with --grid A,B --metric M)")
             return
         grid = (candidates[0], candidates[1])
-        if metric not in finals:
-            metric = "loss/train" if "loss/train" in finals else None
-            if metric is None:
-                skipped.append("phase diagram: no loss metric recorded")
-                return
+    if metric is None:  # the default: test loss, else training loss
+        metric = next((m for m in ("loss/test", "loss/train") if m in finals), None)
+        if metric is None:
+            skipped.append("phase diagram: no loss metric recorded")
+            return
     table, note = fd.phase(info, cfg, finals, grid, metric)
     others = [k for k in swept if k not in (*grid, "seed")]
     if others:

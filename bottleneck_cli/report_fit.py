@@ -6,8 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-FIT_COLUMNS = ["n_runs", "n_seeds", "depths", "R0_estimate", "R0_err", "R1_estimate", "R1_err",
-               "method"]
+FIT_COLUMNS = ["n_runs", "n_seeds", "n_depths", "depths", "R0_estimate", "R0_err",
+               "R1_estimate", "R1_err", "method", "caveat"]
+MIN_DEPTHS = 3  # a line through fewer depths fits exactly or nearly: no check of the law
+
+
+def caveat(n_depths: int) -> str:
+    """Why a fit through ``n_depths`` depths is not to be trusted ("" when it is)."""
+    return f"unreliable: only {n_depths} depths" if n_depths < MIN_DEPTHS else ""
+
+
+def basis(n_depths: int, n_runs: int, n_seeds: int) -> str:
+    """What a fit rests on, for figures and the terminal: "3 depths, 6 runs, 2 seeds"."""
+    text = f"{n_depths} depths, {n_runs} runs, {n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    return text + (" — unreliable (< 3 depths)" if n_depths < MIN_DEPTHS else "")
 
 
 def ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
@@ -30,7 +42,9 @@ def depth_fit_table(info: pd.DataFrame, finals: pd.DataFrame, cfg: pd.DataFrame,
     ``info``: ``run_info`` plus ``order`` (the run's row in the summary table). Per seed
     a least-squares line, then mean ± std over seeds; with one seed a single
     fit with its standard errors. Finished runs only, at least two distinct depths.
-    Returns (fits, points) where points hold mean/std of ||θ||² per (setting, depth)."""
+    ``n_runs``, ``n_seeds``, ``n_depths`` count what the fit used; ``caveat`` flags a fit
+    through fewer than three depths. Returns (fits, points) where points hold mean/std of
+    ||θ||² per (setting, depth)."""
     df = info[["others", "depth", "seed", "finished"]].copy()
     df["norm"] = pd.to_numeric(finals["norm/total"], errors="coerce") if "norm/total" in finals \
         else np.nan
@@ -41,9 +55,10 @@ def depth_fit_table(info: pd.DataFrame, finals: pd.DataFrame, cfg: pd.DataFrame,
     for setting, g in df.groupby("others", sort=False):
         if g["depth"].nunique() < 2:
             continue
-        per_seed = [ols(s["depth"].to_numpy(float), s["norm"].to_numpy(float))
-                    for _, s in g.groupby("seed") if s["depth"].nunique() >= 2]
+        seeds = [s for _, s in g.groupby("seed") if s["depth"].nunique() >= 2]
+        per_seed = [ols(s["depth"].to_numpy(float), s["norm"].to_numpy(float)) for s in seeds]
         if len(per_seed) >= 2:
+            g = g[g["seed"].isin([s["seed"].iloc[0] for s in seeds])]  # the points used
             a = np.array(per_seed)
             slope, intercept = a[:, 0].mean(), a[:, 2].mean()
             slope_err, intercept_err = a[:, 0].std(ddof=1), a[:, 2].std(ddof=1)
@@ -53,9 +68,10 @@ def depth_fit_table(info: pd.DataFrame, finals: pd.DataFrame, cfg: pd.DataFrame,
                                                              g["norm"].to_numpy(float))
             method = "one least-squares fit ± standard error"
         row = {"setting": setting, **{k: cfg.loc[g.index[0], k] for k in others}}
+        depths = sorted(g["depth"].unique())
         row.update(zip(FIT_COLUMNS, [
-            len(g), g["seed"].nunique(), ",".join(f"{d:g}" for d in sorted(g["depth"].unique())),
-            slope, slope_err, intercept, intercept_err, method]))
+            len(g), g["seed"].nunique(), len(depths), ",".join(f"{d:g}" for d in depths),
+            slope, slope_err, intercept, intercept_err, method, caveat(len(depths))]))
         rows.append(row)
         pts = g.groupby("depth")["norm"].agg(["mean", "std", "size"]).reset_index()
         pts["setting"] = setting

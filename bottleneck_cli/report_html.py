@@ -81,13 +81,17 @@ def _img(path: Path) -> str:
 def render(*, title: str, runs: int, counts: dict, swept: Sequence[str], summary: pd.DataFrame,
            by_setting: pd.DataFrame | None, fits: pd.DataFrame, problems: Sequence[str],
            figures: Sequence[tuple[str, str, Path, Sequence[str]]], skipped: Sequence[str],
-           commands: Sequence[str], config: tuple[str, str], max_rows: int = 300) -> str:
-    """The page as one string. ``figures``: (title, caption, png path, file names)."""
+           commands: Sequence[str], config: tuple[str, str], ignored: Sequence[str] = (),
+           max_rows: int = 300) -> str:
+    """The page as one string. ``figures``: (title, caption, png path, file names);
+    ``ignored``: config keys that differ between runs but do not change what is trained."""
     parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
              f"<style>{CSS}</style></head><body>", f"<h1>{_e(title)}</h1>"]
     status = ", ".join(f"{n} {_e(k)}" for k, n in counts.items())
     parts.append(f"<p class=meta>{runs} runs ({status}) · swept: "
-                 f"{_e(', '.join(swept) or 'nothing')} · generated "
+                 f"{_e(', '.join(swept) or 'nothing')}"
+                 + (f" · not compared (they do not change what is trained): "
+                    f"{_e(', '.join(ignored))}" if ignored else "") + " · generated "
                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}</p>")
     nav = ["summary"] + (["settings"] if by_setting is not None else []) + \
         (["depth-fit"] if len(fits) else []) + ["problems", "figures", "commands"]
@@ -107,7 +111,9 @@ def render(*, title: str, runs: int, counts: dict, swept: Sequence[str], summary
     if len(fits):
         parts.append('<h2 id="depth-fit">Depth fit: ||θ||² = R0·L + R1</h2>')
         parts.append("<p class=meta>R0 estimate = slope (rank), R1 estimate = intercept "
-                     "(regularity; R1 ≥ 2·log|Jf|₊).</p>")
+                     "(regularity; R1 ≥ 2·log|Jf|₊). n_runs, n_seeds, n_depths: the points "
+                     "each fit used; a fit through fewer than 3 depths is marked unreliable "
+                     "(caveat).</p>")
         parts.append(table(fits, None, status_col=None))
 
     parts.append(f'<h2 id="problems">Problems ({len(problems)})</h2>')

@@ -92,6 +92,8 @@ def load_run(path: Path, name: str) -> Run:
 def _fill_run(run: Run) -> None:
     d = rd.RunDir(run.path)
     st = d.status()
+    if not isinstance(st, dict) or st.get("status") not in (*rd.STATUSES, "missing"):
+        st = {"status": "corrupt"}  # not a record, or a status no run writes
     run.status = str(st.get("status", "missing"))
     unreadable = []
     if run.status == "corrupt":
@@ -155,6 +157,8 @@ def _summary(d: rd.RunDir, problems: list) -> dict:
     if not isinstance(summary, dict):
         problems.append("summary.json is not a record (ignored)")
         return {}
+    if "final" in summary and not isinstance(summary["final"], dict):
+        problems.append("summary.json has no final record (final values from metrics.jsonl)")
     return summary
 
 

@@ -12,12 +12,11 @@ import numpy as np
 import pandas as pd
 
 from . import rundir as rd
+from .config import BOOKKEEPING_KEYS
 from .report_closed import COLUMNS
 from .report_format import fmt, label
 from .report_load import Run
 
-IGNORED_KEYS = ("name", "out", "description")
-IGNORED_PREFIXES = ("sweep.", "hydra.")
 PRIORITY = ("depth", "lam", "lr", "width", "seed")  # order of swept columns and panels
 SUMMARY_METRICS = {  # summary column -> metrics.jsonl key (docs/metrics.md)
     "loss": "loss/train",
@@ -34,6 +33,8 @@ SETTING_METRICS = ["loss", "test_loss", "norm", "norm_per_L", "bottleneck_rank"]
 OPTIONAL_METRICS = {  # columns added only when some run has them (docs/metrics.md)
     "distinct_neurons": "neurons/max",
 }
+TABLE_FILES = ("summary.csv", "summary_by_setting.csv", "depth_fit.csv", "summary.md",
+               "long.parquet")
 # Optional columns that the by-setting table also aggregates, where present.
 OPTIONAL_SETTING = ["closed_form", "closed_form_target", "distinct_neurons"]
 
@@ -61,11 +62,20 @@ def finals_frame(runs: list[Run]) -> pd.DataFrame:
     return finals
 
 
+def bookkeeping(key: str) -> bool:
+    """Whether the dotted config ``key`` leaves what is trained unchanged
+    (``config.BOOKKEEPING_KEYS``: names, placement, log/metric/checkpoint cadence, ...)."""
+    return any(key == p or key.startswith(p + ".") for p in BOOKKEEPING_KEYS)
+
+
+def varying(cfg: pd.DataFrame) -> list[str]:
+    """Config keys whose values differ across runs."""
+    return [c for c in cfg.columns if cfg[c].dropna().nunique() > 1]
+
+
 def swept_keys(cfg: pd.DataFrame) -> list[str]:
-    """Config keys whose values differ across runs (placement and free text ignored)."""
-    keys = [c for c in cfg.columns
-            if c not in IGNORED_KEYS and not c.startswith(IGNORED_PREFIXES)
-            and cfg[c].dropna().nunique() > 1]
+    """Experimental config keys whose values differ across runs (bookkeeping ignored)."""
+    keys = [c for c in varying(cfg) if not bookkeeping(c)]
     first = [k for k in PRIORITY if k in keys]
     return first + [k for k in keys if k not in first]
 
@@ -223,8 +233,7 @@ def markdown_table(df: pd.DataFrame) -> str:
 def write_tables(out: Path, n_runs: int, summary: pd.DataFrame, by_setting: pd.DataFrame,
                  fits: pd.DataFrame, long: pd.DataFrame, problems: list[str]) -> dict[str, Path]:
     """summary.csv/.md, summary_by_setting.csv, depth_fit.csv and long.parquet."""
-    tables = {name: out / name for name in ("summary.csv", "summary_by_setting.csv",
-                                            "depth_fit.csv", "summary.md", "long.parquet")}
+    tables = {name: out / name for name in TABLE_FILES}
     summary.to_csv(tables["summary.csv"], index=False)
     by_setting.to_csv(tables["summary_by_setting.csv"], index=False)
     fits.to_csv(tables["depth_fit.csv"], index=False)
