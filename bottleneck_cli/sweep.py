@@ -75,6 +75,13 @@ def _check_name(name: str) -> str:
     raise ConfigError(f"sweep name {shown!r} {problem}")
 
 
+def _check_root(root: Path) -> None:
+    """The sweep folder, or the nearest of its parents that exists, must be a folder."""
+    existing = next(p for p in (root, *root.parents) if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        raise ConfigError(f"cannot create the sweep folder {root}: {existing} is not a folder")
+
+
 def plan(overrides: list[str], name: str | None = None, config_dirs=(),
          out: str | None = None, force: bool = False) -> Plan:
     """Expand, compose and validate every member, the launcher and the member folders
@@ -96,6 +103,7 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
     # Absolute, so launcher jobs (other processes, other nodes) find it from any folder.
     folder = _check_name(name if name is not None else base.name or sweep_name(args))
     root = (Path(out or base.out) / folder).resolve()
+    _check_root(root)
 
     members, cache = [], {}
     for member_overrides in expand(grid, config_dirs):

@@ -127,6 +127,14 @@ def test_hostile_sweep_names_are_refused(in_tmp, args, needle):
     assert not (in_tmp.parent / "escaped_sweep").exists()
 
 
+@pytest.mark.parametrize("args", [["out=afile"], ["out=afile/sub"], ["--name", "afile", "out=."]])
+def test_a_sweep_folder_under_or_at_a_file_is_refused(in_tmp, args):
+    (in_tmp / "afile").write_text("x")
+    err = one_line_error(invoke(*TINY, *args))
+    assert "afile is not a folder" in err, err
+    assert (in_tmp / "afile").read_text() == "x" and not (in_tmp / "runs").exists()
+
+
 @pytest.mark.parametrize("args, needle", [
     (["depth=range(0)"], "no members"),
     (["model=glob(zzz*)"], "no members"),
