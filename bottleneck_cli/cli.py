@@ -156,6 +156,8 @@ def sweep(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (members, jobs, done) and exit."),
     name: Optional[str] = typer.Option(None, "--name", help="Sweep folder name (default: from the overrides)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Retrain members whose status is failed."),
+    force: bool = typer.Option(False, "--force", help="Retrain every member, finished or not, "
+                               "replacing the files bncli wrote in its run folder."),
     config_dir: Optional[List[Path]] = ConfigDirOption,
 ):
     """Train a grid of networks: bncli sweep depth=4,8,16 lam=1e-4,1e-3 seed=range(3).
@@ -174,10 +176,12 @@ def sweep(
         from .train import Interrupted
 
         dirs = [str(d) for d in config_dir or []]
-        plan = sw.plan(overrides, name, dirs)
+        plan = sw.plan(overrides, name, dirs, force=force)
         _say(sw.describe(plan) if dry_run else sw.describe(plan).splitlines()[0])
         if dry_run:
             return
+        if force:
+            sw.clear_members(plan.members, plan.root)
         sw.write_index(plan, sw.main_argv())
         try:
             if plan.launcher:
@@ -197,9 +201,11 @@ def sweep(
 
 
 def _print_sweep_summary(plan) -> None:
+    """The members' table and counts; exit 1 naming the members left unfinished."""
     from rich.console import Console
     from rich.table import Table
 
+    from . import sweep as sw
     from .rundir import RunDir, read_json
 
     table = Table(title=f"sweep {plan.name}")
@@ -221,7 +227,12 @@ def _print_sweep_summary(plan) -> None:
         console.print(table)
     console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f" of {len(plan.members)}")
     console.print(f"report: bncli report {plan.root}")
-    if counts.get("failed"):
+    left = sw.unfinished(plan)
+    if left:
+        more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+        print(f"bncli: {len(left)} of {len(plan.members)} members unfinished: "
+              f"{', '.join(left[:5])}{more}; re-run the same command to resume them "
+              "(--retry-failed retrains failed ones)", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
 
 

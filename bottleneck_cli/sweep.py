@@ -1,14 +1,13 @@
 """Sweeps: expand a Hydra grid, group same-shape members into batched jobs, run them.
 
-* Expansion is Hydra's own (``BasicSweeper.split_arguments`` over the parsed
-  overrides), so ``a=1,2``, ``range(...)``, ``choice(...)``, ``glob(...)`` and ``tag``
-  mean what they mean in ``--multirun``. Axes may also come from a preset's
+* The grid is Hydra's (``sweep_grid``). Axes may also come from a preset's
   ``sweep.grid``; the command line wins for the same key.
-* Members whose configs differ only in ``BATCHABLE`` keys share a job: one compiled,
+* Members whose configs differ only in ``config.PROGRAM_FREE`` keys share a job: one compiled,
   vmapped program (split at ``sweep.max_members``).
 * Layout: ``runs/<sweep>/sweep.json`` (the plan and member statuses) and one run
-  folder per member, named from its swept values. Each member is guarded by a file
-  lock, so concurrent sweeps into one folder train every member exactly once.
+  folder per member, named from its swept values. Everything is checked before
+  ``sweep.json`` is written; each member trains under its file lock
+  (``sweep_members``), so concurrent sweeps into one folder train it exactly once.
 * With no launcher, jobs run in this process. With ``hydra/launcher=...`` the jobs
   become a Hydra multirun over job indices (``run_job``), so joblib, submitit (SLURM)
   and other launchers work unchanged.
@@ -16,29 +15,20 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import rundir as rd
-from .config import CONFIG_DIR, PROGRAM_FREE, ConfigError, load, program_key
-from .runs import _key, check_data, config_text, prepare, run_name
+from .config import ConfigError, load, program_key
+from .runs import _key, check_data, config_text, run_name
+from .sweep_grid import BATCHABLE, PlannedMember, expand, member_config, sweep_name, swept_keys
+from .sweep_members import check_folders, clear_members, run_members
 
-# Keys that keep the compiled program: members differing only here train together.
-BATCHABLE = PROGRAM_FREE
 INDEX = "sweep.json"
 LAUNCHER_PREFIXES = ("hydra/launcher", "hydra.launcher", "+hydra/launcher")
-
-
-@dataclass
-class PlannedMember:
-    name: str
-    overrides: list[str]
-    cfg: object = None
-    group: int = 0
-    status: str = "missing"
+_NAME_MAX_BYTES = 255  # the longest file name most file systems take
 
 
 @dataclass
@@ -52,99 +42,38 @@ class Plan:
     config_dirs: list[str] = field(default_factory=list)
 
 
-# ---------------------------------------------------------------- expansion
-def _config_loader(config_dirs):
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.utils import create_config_search_path
-
-    from .config import register_schema, user_config_dirs
-
-    register_schema()
-    search = create_config_search_path(str(CONFIG_DIR))
-    for d in user_config_dirs(config_dirs):
-        search.append("user", f"file://{d}")
-    return ConfigLoaderImpl(config_search_path=search)
-
-
-def parse(overrides: list[str], config_dirs=()):
-    """Parse overrides with Hydra's grammar; one-line ConfigError when malformed."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        return OverridesParser.create(config_loader=_config_loader(config_dirs)) \
-            .parse_overrides(list(overrides))
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
-        raise ConfigError(f"malformed override: {text[0] if text else exc}") from None
-
-
-def expand(overrides: list[str], config_dirs=()) -> list[list[str]]:
-    """The members of a grid, exactly as Hydra's basic sweeper enumerates them."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
-    parsed = parse(overrides, config_dirs)
-    try:
-        return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
-    except Exception as exc:
-        raise ConfigError(
-            f"{exc}; bncli's grid supports comma lists, range(), choice(), glob() and tag()"
-        ) from None
-
-
-def swept_keys(overrides: list[str], config_dirs=()) -> set[str]:
-    """Keys the grid sweeps over, as ``_key`` spells them (``+model.gate`` -> ``model.gate``)."""
-    return {o.get_key_element().lstrip("+~") for o in parse(overrides, config_dirs)
-            if o.is_sweep_override()}
-
-
-def sweep_name(overrides: list[str]) -> str:
-    """Default sweep folder name, e.g. ``depth=2+4+8_lam=0.001+0.01``; a preset
-    (``+experiment=rank2022``) is named by itself."""
-    parts = [o.split("=", 1)[1] if _key(o) == "experiment" else o.lstrip("+").replace(",", "+")
-             for o in overrides]
-    return run_name(["_".join(parts)] if parts else [], default="sweep")
-
-
 # ---------------------------------------------------------------- planning
-def member_config(overrides: list[str], name: str, root: Path, config_dirs=(), cache=None):
-    """A member's validated config, placed at ``root/name``.
-
-    Composing with Hydra costs ~0.3 s, so with a ``cache`` dict, members that differ only
-    in plain scalar overrides of ``BATCHABLE`` keys share one composition and get those
-    values assigned (OmegaConf still type-checks them; ``validate`` checks ranges)."""
-    from omegaconf import OmegaConf
-
-    from .config import validate
-
-    if cache is None:
-        cfg = load(overrides, config_dirs)
+def _check_name(name: str) -> str:
+    """``name`` if it is one plain folder name (the sweep folder lands directly inside
+    ``out``); otherwise a one-line ConfigError."""
+    if not name.strip():
+        problem = "is empty"
+    elif "/" in name or os.sep in name or "\0" in name:
+        problem = "must be a single folder name, without '/'"
+    elif name in (".", ".."):
+        problem = "must not be '.' or '..'"
+    elif len(os.fsencode(name)) > _NAME_MAX_BYTES:
+        problem = f"is longer than {_NAME_MAX_BYTES} bytes"
     else:
-        scalar = [o for o in overrides if "=" in o and o[0] not in "+~" and _key(o) in BATCHABLE]
-        rest = tuple(o for o in overrides if o not in scalar)
-        if rest not in cache:
-            cache[rest] = load(list(rest), config_dirs)
-        cfg = copy.deepcopy(cache[rest])  # keeps the typed schema of the composed config
-        for o in scalar:
-            key, text = o.split("=", 1)
-            try:
-                OmegaConf.update(cfg, key, _parse_value(o), merge=False)
-            except Exception as exc:
-                raise ConfigError(f"{key}={text}: {exc}".splitlines()[0]) from None
-        validate(cfg)
-    cfg.name, cfg.out = name, str(root)
-    return cfg
+        return name
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    raise ConfigError(f"sweep name {shown!r} {problem}")
 
 
-def _parse_value(override: str):
-    """The typed value of ``key=value`` as Hydra's grammar reads it (1e-3 -> 0.001)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create().parse_override(override).value()
+def _check_root(root: Path) -> None:
+    """The sweep folder, or the nearest of its parents that exists, must be a folder."""
+    existing = next(p for p in (root, *root.parents) if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        raise ConfigError(f"cannot create the sweep folder {root}: {existing} is not a folder")
 
 
 def plan(overrides: list[str], name: str | None = None, config_dirs=(),
-         out: str | None = None) -> Plan:
-    """Expand, compose and validate every member; group them into jobs. Writes nothing."""
+         out: str | None = None, force: bool = False) -> Plan:
+    """Expand, compose and validate every member, the launcher and the member folders
+    already there (``force``: they will be replaced); group members into jobs. Writes
+    nothing."""
+    from .launch import check_launcher
+
     launcher = [o for o in overrides if o.startswith(LAUNCHER_PREFIXES)]
     args = [o for o in overrides if not o.startswith(LAUNCHER_PREFIXES)]
     sweep_axes = swept_keys(args, config_dirs)
@@ -157,7 +86,9 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
     axes = sweep_axes | {_key(o) for o in preset_axes}
     common = [o for o in grid if _key(o) not in axes]
     # Absolute, so launcher jobs (other processes, other nodes) find it from any folder.
-    root = (Path(out or base.out) / (name or base.name or sweep_name(args))).resolve()
+    folder = _check_name(name if name is not None else base.name or sweep_name(args))
+    root = (Path(out or base.out) / folder).resolve()
+    _check_root(root)
 
     members, cache = [], {}
     for member_overrides in expand(grid, config_dirs):
@@ -187,6 +118,9 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
         for i in job:
             members[i].group = g
             members[i].status = rd.RunDir(root / members[i].name).status()["status"]
+    check_folders(members, root, force)
+    if launcher:
+        check_launcher(launcher, root / INDEX)
     return Plan(root.name, root, common, members, jobs, launcher,
                 [str(Path(d).resolve()) for d in config_dirs])
 
@@ -227,58 +161,6 @@ def write_index(p: Plan, argv: list[str]) -> None:
 
 
 # ---------------------------------------------------------------- running
-def run_members(members: list[PlannedMember], root: Path, progress=None,
-                retry_failed: bool = False) -> dict[str, str]:
-    """Train one job's members that this process can lock; wait for the others."""
-    from filelock import FileLock, Timeout
-
-    from .train import Interrupted, train_members
-
-    locks, todo, waiting = [], [], []
-    result = {}
-    try:
-        for m in members:
-            member = prepare(root / m.name, m.cfg, m.overrides)
-            if member is None:
-                result[m.name] = rd.RunDir(root / m.name).status()["status"]
-                continue
-            lock = FileLock(str(root / m.name / ".lock"))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                waiting.append((m, lock))
-                continue
-            locks.append(lock)
-            status = member.run.status()["status"]
-            if status in rd.DONE or (status == "failed" and not retry_failed):
-                result[m.name] = status
-                continue
-            todo.append((m, member))
-        if todo:
-            try:
-                statuses = train_members([mem for _, mem in todo], progress)
-            except Interrupted:
-                raise
-            except Exception as exc:  # one failing job must not take the sweep down
-                msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                statuses = []
-                for _, mem in todo:  # members that finished beside the failure stay so
-                    status = mem.run.status()["status"]
-                    if status not in rd.DONE:
-                        status = "failed"
-                        mem.run.set_status(status, error=msg)
-                    statuses.append(status)
-            for (m, _), s in zip(todo, statuses):
-                result[m.name] = s
-    finally:
-        for lock in locks:
-            lock.release()
-    for m, lock in waiting:  # another process is training these: wait for it
-        with lock:
-            result[m.name] = rd.RunDir(root / m.name).status()["status"]
-    return result
-
-
 def run_in_process(p: Plan, progress=None, retry_failed: bool = False) -> dict[str, str]:
     results = {}
     if progress is not None:
@@ -307,14 +189,22 @@ def run_with_launcher(p: Plan, retry_failed: bool = False) -> None:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     from . import launch
 
-    argv = ["-m", f"index={p.root / INDEX}", f"job={','.join(map(str, range(len(p.jobs))))}",
-            f"retry_failed={retry_failed}", f"hydra.sweep.dir={p.root / '.launcher'}",
-            *p.launcher]
-    launch.multirun(argv)
+    launch.multirun(launch.job_overrides(p.root / INDEX, len(p.jobs), p.launcher, retry_failed))
 
 
 def statuses(p: Plan) -> dict[str, str]:
     return {m.name: rd.RunDir(p.root / m.name).status()["status"] for m in p.members}
+
+
+def unfinished(p: Plan) -> list[str]:
+    """The members neither finished nor diverged, as ``name (status: error)``."""
+    left = []
+    for m in p.members:
+        st = rd.RunDir(p.root / m.name).status()
+        if st.get("status") not in rd.DONE:
+            error = str(st.get("error") or "").strip().splitlines()
+            left.append(f"{m.name} ({st.get('status')}{': ' + error[0] if error else ''})")
+    return left
 
 
 def main_argv() -> list[str]:
