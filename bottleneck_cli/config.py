@@ -42,25 +42,74 @@ class ModelConfig:
     ridge_on_bias: bool = False  # include biases in the ridge term
 
 
+# ---- task families: each its own dataclass, a Hydra group option (configs/task/<name>.yaml)
 @dataclass
-class TaskConfig:
-    name: str = "compositional"  # compositional | low_rank | npz | digits
+class TaskBase:
+    name: str = "compositional"
+    loss: str = "mse"  # mse | cross_entropy (classification tasks)
+    data_seed: Optional[int] = None  # seed of the data; default: the run seed
+
+
+@dataclass
+class GeneratedTask(TaskBase):
     n_train: int = 256
     n_test: int = 256
     d_in: int = 20
-    d_latent: int = 8  # compositional: dimension of the latent z the input is built from
-    rank: int = 2  # compositional: inner dimension k of f = h o g; low_rank: rank of A
     d_out: int = 20
-    inner: str = "smooth"  # compositional: g is "linear" or a random "smooth" map
-    hidden: int = 64  # width of the random networks used as g and h (and the teacher)
-    teacher_depth: int = 3  # teacher: weight matrices of the random ReLU teacher
     noise: float = 0.0  # std of Gaussian label noise on training targets
-    singular_values: Optional[list[float]] = None  # low_rank: s_i(A), default 1..rank spaced
-    inputs: str = "gaussian"  # low_rank: gaussian | identity
-    path: Optional[str] = None  # npz: file with x_train, y_train[, x_test, y_test]
-    loss: str = "mse"  # mse | cross_entropy (classification tasks)
-    n_classes: int = 10  # digits: how many digit classes to keep (2..10)
-    data_seed: Optional[int] = None  # seed of the data; default: the run seed
+
+
+@dataclass
+class CompositionalTask(GeneratedTask):
+    """f* = h o g through a rank-k inner map (SCIENCE.md 5.1)."""
+
+    d_latent: int = 8  # dimension of the latent z the input is built from
+    rank: int = 2  # inner dimension k of f = h o g
+    inner: str = "smooth"  # g is "linear" or a random "smooth" map
+    hidden: int = 64  # width of the random networks used as g and h
+
+
+@dataclass
+class TeacherTask(GeneratedTask):
+    """y = a random ReLU teacher network of x (SCIENCE.md 5.3)."""
+
+    name: str = "teacher"
+    hidden: int = 64  # teacher width
+    teacher_depth: int = 3  # weight matrices of the random ReLU teacher
+
+
+@dataclass
+class LowRankTask(GeneratedTask):
+    """y = A x with rank(A) = rank; identity inputs: the denoising problem (SCIENCE.md 4)."""
+
+    name: str = "low_rank"
+    rank: int = 2
+    singular_values: Optional[list[float]] = None  # s_i(A), default rank..1 evenly spaced
+    inputs: str = "gaussian"  # gaussian | identity
+
+
+@dataclass
+class NpzTask(TaskBase):
+    """The user's own arrays: x_train, y_train[, x_test, y_test] (README)."""
+
+    name: str = "npz"
+    path: Optional[str] = None
+
+
+@dataclass
+class DigitsTask(TaskBase):
+    """scikit-learn's 8x8 digits (shipped with it): classification with one-hot targets."""
+
+    name: str = "digits"
+    n_train: int = 1000
+    n_test: int = 500
+    n_classes: int = 10  # how many digit classes to keep (2..10)
+
+
+TASK_FAMILIES = {"compositional": CompositionalTask, "teacher": TeacherTask,
+                 "low_rank": LowRankTask, "npz": NpzTask, "digits": DigitsTask}
+MODEL_FAMILIES = {"mlp": ModelConfig, "linear": ModelConfig}
+TaskConfig = CompositionalTask  # the default task's settings
 
 
 @dataclass
@@ -134,7 +183,7 @@ class Config:
     dtype: str = "float32"  # float32 | float64
     log_every_s: float = 10.0  # plain log line cadence when not in a terminal
     model: Any = "???"  # (missing until composed) a group option: mlp/linear (ModelConfig) or the user's own YAML
-    task: TaskConfig = field(default_factory=TaskConfig)
+    task: Any = "???"  # (missing until composed) a group option: one of TASK_FAMILIES
     optim: OptimConfig = field(default_factory=OptimConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -179,7 +228,11 @@ def register_schema() -> None:
 
     store = ConfigStore.instance()
     store.store(name="bncli_schema", node=Config)
-    store.store(group="model", name="mlp_schema", node=ModelConfig)
+    # Family schemas live under schema/ (not in the groups themselves, so that
+    # model=glob(*) lists only real options); configs/<group>/<name>.yaml extends one.
+    for group, families in (("model", MODEL_FAMILIES), ("task", TASK_FAMILIES)):
+        for name, node in families.items():
+            store.store(group=f"schema/{group}", name=name, node=node)
 
 
 def user_config_dirs(config_dirs) -> list[str]:
@@ -242,6 +295,23 @@ def compose(overrides: list[str], config_dirs: list[str] = (), config_name: str 
     return cfg
 
 
+def _type_own_options(cfg) -> None:
+    """A user's own group YAML without a schema gets its family's types and defaults (by
+    ``name``), so that a typo in it is an error as on the command line. A model with a
+    ``_target_`` stays as written: its class takes the keys."""
+    from omegaconf import OmegaConf
+
+    for group, families in (("model", MODEL_FAMILIES), ("task", TASK_FAMILIES)):
+        node = cfg[group]
+        if OmegaConf.get_type(node) is not dict or node.get("_target_"):
+            continue
+        name = node.get("name")
+        if name not in families:
+            raise ConfigError(f"{group}.name={name!r} is not valid; choose from "
+                              f"{sorted(families)}")
+        cfg[group] = OmegaConf.merge(OmegaConf.structured(families[name]), node)
+
+
 def load(overrides: list[str], config_dirs: list[str] = ()):
     """Compose, resolve and validate the config for ``overrides``; ConfigError on bad input."""
     from omegaconf import OmegaConf
@@ -249,6 +319,7 @@ def load(overrides: list[str], config_dirs: list[str] = ()):
     cfg = compose(overrides, config_dirs)
     try:
         OmegaConf.resolve(cfg)  # a run records values, not ${...} references
+        _type_own_options(cfg)
         validate(cfg)
     except ConfigError:
         raise

@@ -26,9 +26,10 @@ def base_config(**top) -> dict:
     """A resolved config as a run writes it: every field of ``config.Config`` (minus the
     placement keys name/out), a rank-2 low-rank task, pinned depth/width/lam/lr/steps
     (not the evolving defaults), and ``top`` overriding top-level keys."""
-    from .config import Config
+    from .config import Config, LowRankTask, ModelConfig
 
-    cfg = dataclasses.asdict(Config())
+    cfg = {**dataclasses.asdict(Config()), "model": dataclasses.asdict(ModelConfig()),
+           "task": dataclasses.asdict(LowRankTask())}
     for key in ("name", "out"):
         cfg.pop(key)
     cfg["model"].update(name="linear", bias=False, activation="identity")

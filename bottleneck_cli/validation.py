@@ -100,6 +100,16 @@ def _get(cfg, dotted: str):
     return node
 
 
+def _has(cfg, dotted: str) -> bool:
+    """Whether the config has this key (task and model families have different keys)."""
+    node = cfg
+    for part in dotted.split("."):
+        if part not in node:
+            return False
+        node = node[part]
+    return True
+
+
 def _floats(node, key: str = ""):
     """(dotted key, value) of every float in ``node``, in nested nodes and lists too."""
     if hasattr(node, "items"):
@@ -133,16 +143,21 @@ def _check_dtype_range(cfg) -> None:
 
 def _sizes(cfg) -> dict[str, tuple[int, str]]:
     """Derived sizes: name -> (size, the keys that set it)."""
-    t, w, depth = cfg.task, cfg.width, cfg.depth
-    params = t.d_in * t.d_out if depth == 1 else w * (t.d_in + t.d_out) + (depth - 2) * w * w
-    samples = min(t.n_train, cfg.metrics.max_samples)
-    teacher = t.hidden * t.hidden * t.teacher_depth if t.name == "teacher" else 0
+    w, depth = cfg.width, cfg.depth
+    t = {k: cfg.task.get(k) or 0 for k in ("d_in", "d_out", "d_latent", "hidden", "n_train",
+                                           "n_test", "teacher_depth")}
+    # tasks without these keys (npz, digits) are sized by their data; bound them by 1
+    d_in, d_out, n_train = max(t["d_in"], 1), max(t["d_out"], 1), max(t["n_train"], 1)
+    params = d_in * d_out if depth == 1 else w * (d_in + d_out) + (depth - 2) * w * w
+    samples = min(n_train, cfg.metrics.max_samples)
+    teacher = t["hidden"] ** 2 * t["teacher_depth"] if cfg.task.name == "teacher" else 0
     return {
         "parameters": (params, "depth, width, task.d_in, task.d_out"),
-        "data entries": ((t.n_train + t.n_test) * (t.d_in + t.d_out + t.d_latent + t.hidden),
+        "data entries": ((t["n_train"] + t["n_test"]) * (d_in + d_out + t["d_latent"]
+                                                         + t["hidden"]),
                          "task.n_train, task.n_test and the task dimensions"),
         "teacher parameters": (teacher, "task.hidden, task.teacher_depth"),
-        "Jacobian entries": (min(cfg.metrics.jacobian_samples, t.n_train) * t.d_in * t.d_out,
+        "Jacobian entries": (min(cfg.metrics.jacobian_samples, n_train) * d_in * d_out,
                              "metrics.jacobian_samples, task.d_in, task.d_out"),
         "representation entries": ((depth - 1) * samples * w,
                                    "depth, width, metrics.max_samples"),
@@ -200,16 +215,17 @@ def _check_full_batch(cfg) -> None:
 def validate(cfg) -> None:
     """Raise ConfigError (naming the key) for out-of-range or unknown-choice values."""
     _check_finite(cfg)
-    own_model = bool(cfg.model.get("_target_"))  # the user's class checks its own settings
+    # Keys a family does not have are not checked (a task family has its own keys; a
+    # user's own model class checks its settings itself).
     for key, allowed in CHOICES.items():
-        if own_model and key.startswith("model.") and key[6:] not in cfg.model:
+        if not _has(cfg, key):
             continue
         value = _get(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not valid; choose from {list(allowed)}")
     _check_dtype_range(cfg)
     for key, ok, message in RANGES:
-        if own_model and key.startswith("model.") and key[6:] not in cfg.model:
+        if not _has(cfg, key):
             continue
         value = _get(cfg, key)
         if not ok(value):
@@ -224,6 +240,6 @@ def validate(cfg) -> None:
     _check_stages(cfg)
     if cfg.optim.name == "lbfgs":
         _check_full_batch(cfg)
-    sv = cfg.task.singular_values
+    sv = cfg.task.get("singular_values")
     if sv is not None and any(s <= 0 for s in sv):
         raise ConfigError("task.singular_values must all be > 0")

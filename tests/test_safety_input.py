@@ -197,12 +197,12 @@ def test_npz_members_that_are_not_npy_arrays(in_tmp):
 
 def test_npz_with_flipped_bytes(in_tmp):
     """Every single-bit flip of a compressed file either loads or gives the one-line error."""
-    from bottleneck_cli.config import TaskConfig
+    from bottleneck_cli.config import NpzTask
     from bottleneck_cli.tasks import TaskError, make_dataset
     from omegaconf import OmegaConf
 
     raw = bytearray(_good_npz(in_tmp / "good.npz", compressed=True).read_bytes())
-    cfg = OmegaConf.structured(TaskConfig(name="npz", path=str(in_tmp / "bad.npz")))
+    cfg = OmegaConf.structured(NpzTask(path=str(in_tmp / "bad.npz")))
     refused = []
     for i in range(len(raw)):
         flipped = bytearray(raw)
@@ -258,13 +258,13 @@ def test_one_hot_of_a_large_label_costs_n_times_k(in_tmp):
     """Label 30000 of 6 samples: a (6, 30001) target, built without a 30001^2 identity."""
     import tracemalloc
 
-    from bottleneck_cli.config import TaskConfig
+    from bottleneck_cli.config import NpzTask
     from bottleneck_cli.tasks import make_dataset
     from omegaconf import OmegaConf
 
     x = np.random.default_rng(0).standard_normal((6, 3))
     np.savez(in_tmp / "lab.npz", x_train=x, y_train=np.array([0, 1, 2, 30000, 4, 5]))
-    cfg = OmegaConf.structured(TaskConfig(name="npz", path=str(in_tmp / "lab.npz")))
+    cfg = OmegaConf.structured(NpzTask(path=str(in_tmp / "lab.npz")))
     tracemalloc.start()
     d = make_dataset(cfg, 0)
     peak = tracemalloc.get_traced_memory()[1]

@@ -304,7 +304,8 @@ def stacked():
     params = {k: jnp.stack([m[k] for m in members]) for k in members[0]}
     x = jnp.asarray(np.random.default_rng(0).standard_normal((40, 3)), jnp.float32)
     cfg = MetricsConfig(max_samples=32, jacobian_samples=2, ntk=True)
-    fn = lambda p, x: sp.raw_spectra(model, p, x, cfg)  # noqa: E731
+    p0 = jparams(model.init_params(9))  # the initial parameters, for init/dist
+    fn = lambda p, x: sp.raw_spectra(model, p, x, cfg, params0=p0)  # noqa: E731
     single = jax.jit(fn)
     per_member = [jax.device_get(single(p, x)) for p in members]
     batched = jax.device_get(jax.jit(jax.vmap(fn, in_axes=(0, None)))(params, x))
@@ -341,7 +342,8 @@ def test_host_svd_path_equals_device_path(stacked):
     model, cfg, per_member, _ = stacked
     members = [jparams(model.init_params(seed), bias_shift=0.05 * seed) for seed in range(3)]
     x = jnp.asarray(np.random.default_rng(0).standard_normal((40, 3)), jnp.float32)
-    host = jax.jit(lambda p, x: sp.raw_spectra(model, p, x, cfg, svd_on_host=True))
+    p0 = jparams(model.init_params(9))  # as in the fixture
+    host = jax.jit(lambda p, x: sp.raw_spectra(model, p, x, cfg, svd_on_host=True, params0=p0))
     got = sp.host_svals(jax.device_get(host(members[0], x)))
     assert set(got) == set(per_member[0])
     for k, v in per_member[0].items():

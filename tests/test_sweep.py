@@ -90,7 +90,10 @@ class _StopAfterFirstBatch:
 
 
 def test_interrupted_sweep_resumes_without_retraining_finished_members(in_tmp):
-    plan = sw.plan(SMALL + ["depth=2,3", "lam=1e-3,1e-2"], name="resume")
+    # one lane: the first job's two members end together (with a lane per core, the
+    # signal after one lane's end would race the other lane's last steps)
+    grid = SMALL + ["depth=2,3", "lam=1e-3,1e-2", "sweep.cpu_threads=1"]
+    plan = sw.plan(grid, name="resume")
     sw.write_index(plan, ["test"])
     progress = _StopAfterFirstBatch()
     with pytest.raises((Interrupted, KeyboardInterrupt)):
@@ -99,8 +102,7 @@ def test_interrupted_sweep_resumes_without_retraining_finished_members(in_tmp):
     done = [n for n, s in status.items() if s == "finished"]
     assert len(done) == 2 and set(status.values()) - {"finished"}  # first job only
     mtimes = {n: (plan.root / n / rd.PARAMS).stat().st_mtime_ns for n in done}
-    result = CliRunner().invoke(app, ["sweep", *SMALL, "depth=2,3", "lam=1e-3,1e-2",
-                                      "--name", "resume"])
+    result = CliRunner().invoke(app, ["sweep", *grid, "--name", "resume"])
     assert result.exit_code == 0, result.output
     assert set(sw.statuses(plan).values()) == {"finished"}
     for n in done:  # finished members were not retrained
