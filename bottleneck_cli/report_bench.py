@@ -26,11 +26,12 @@ def base_config(**top) -> dict:
     """A resolved config as a run writes it: every field of ``config.Config`` (minus the
     placement keys name/out), a rank-2 low-rank task, pinned depth/width/lam/lr/steps
     (not the evolving defaults), and ``top`` overriding top-level keys."""
-    from .config import Config
+    from .config import Config, ModelConfig
 
     cfg = dataclasses.asdict(Config())
     for key in ("name", "out"):
         cfg.pop(key)
+    cfg["model"] = dataclasses.asdict(ModelConfig())  # a group option, missing until composed
     cfg["model"].update(name="linear", bias=False, activation="identity")
     cfg["task"].update(name="low_rank", rank=2, singular_values=list(S), d_in=8, d_out=8)
     cfg.update(depth=4, width=8, lam=1e-3, lr=0.05, steps=100, description="synthetic")
