@@ -32,7 +32,7 @@ from .report_tables import (TABLE_FILES, bookkeeping, by_setting_table, config_f
 from .report_yaml import load_config_text
 
 __all__ = ["ReportError", "ReportResult", "Run", "build_report", "config_frame",
-           "load_config_text", "load_runs", "print_summary", "swept_keys"]  # + bench_report
+           "load_config_text", "load_runs", "print_summary", "swept_keys"]
 MAX_HTML_ROWS = 300
 # Terminal-table columns shown where the runs have them (report_tables adds them only then).
 EXTRA_COLUMNS = ["norm", "closed_form", "closed_form_target", "distinct_neurons"]
@@ -52,14 +52,6 @@ class ReportResult:
     tables: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # lines for the reader (where it went, ...)
-
-
-def __getattr__(name: str):
-    if name == "bench_report":  # synthetic runs need config.py: imported on demand
-        from .report_bench import bench_report
-
-        return bench_report
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_report(paths: Sequence[Path], out: Path | None = None,

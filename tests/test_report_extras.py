@@ -1,4 +1,4 @@
-"""``bncli report`` extras on synthetic run folders (``report_bench``): the Schatten-2/L
+"""``bncli report`` extras on synthetic run folders (``report_fixtures``): the Schatten-2/L
 closed form beside ||θ||² for linear nets (SCIENCE.md §4) and the distinct active neuron
 directions against width (arXiv 2205.15809, docs/metrics.md)."""
 
@@ -12,8 +12,8 @@ import pytest
 
 from bottleneck_cli import rundir as rd
 from bottleneck_cli.report import build_report
-from bottleneck_cli.report_bench import S, make_run
 from bottleneck_cli.report_closed import schatten_cost
+from report_fixtures import S, make_run
 
 PNG = ("png",)
 RELU = {"name": "mlp", "bias": True, "activation": "relu", "init": "he", "init_scale": 1.0,

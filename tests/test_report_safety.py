@@ -1,7 +1,7 @@
 """``bncli report`` against hostile use: it writes only into a report folder of its own and
 deletes only files it wrote; bookkeeping settings never split settings; a typo'd metric or
 option is a one-line error; figures and fits say what they leave out and rest on; a
-killed report leaves no workers behind. Run folders are synthetic (``report_bench``)."""
+killed report leaves no workers behind. Run folders are synthetic (``report_fixtures``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from bottleneck_cli import report_out
 from bottleneck_cli import rundir as rd
 from bottleneck_cli.cli import app
 from bottleneck_cli.report import build_report
-from bottleneck_cli.report_bench import base_config, depth_sweep, make_run, make_tree
+from report_fixtures import base_config, depth_sweep, make_run, make_tree
 
 PNG = ("png",)
 USER_FILES = ("figures/my.pdf", "figures/my.png", "figures/my.svg", "notes.txt")
