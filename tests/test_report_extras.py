@@ -12,7 +12,7 @@ import pytest
 
 from bottleneck_cli import rundir as rd
 from bottleneck_cli.report import build_report
-from bottleneck_cli.report_closed import schatten_cost
+from bottleneck_cli.report.closed import schatten_cost
 from report_fixtures import S, make_run
 
 PNG = ("png",)
@@ -93,9 +93,9 @@ def width_run(path, width: int, seed: int) -> None:
 
 
 def test_distinct_neurons_table_and_width_figure(tmp_path):
-    from bottleneck_cli import report_figdata as fd
-    from bottleneck_cli.report_tables import config_frame, finals_frame, run_info, swept_keys
-    from bottleneck_cli.report_load import load_runs
+    from bottleneck_cli.report import figdata as fd
+    from bottleneck_cli.report.load import load_runs
+    from bottleneck_cli.report.tables import config_frame, finals_frame, run_info, swept_keys
 
     root = tmp_path / "w"
     for width in (2, 4, 8, 16):

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bottleneck_cli import report_out
+from bottleneck_cli.report import out as report_out
 from bottleneck_cli import rundir as rd
 from bottleneck_cli.cli import app
 from bottleneck_cli.report import build_report
@@ -224,10 +224,9 @@ def test_damaged_status_and_summary_records_are_problems(tmp_path):
 
 # ---- figures and fits say what they leave out and rest on ---------------------------------
 def test_training_curves_say_how_many_settings_they_show(tmp_path):
-    from bottleneck_cli import plots
-    from bottleneck_cli import report_figdata as fd
-    from bottleneck_cli.report import config_frame, load_runs, swept_keys
-    from bottleneck_cli.report_tables import long_table, run_info
+    from bottleneck_cli.report import config_frame, load_runs, plots, swept_keys
+    from bottleneck_cli.report import figdata as fd
+    from bottleneck_cli.report.tables import long_table, run_info
 
     lams = [1e-4 * 2 ** i for i in range(10)]
     depth_sweep(tmp_path / "runs", depths=(2, 3), seeds=(0,), lams=lams)
@@ -260,7 +259,7 @@ def test_depth_fit_states_its_points_and_flags_two_depths(in_tmp):
 
 
 def test_depth_fit_figure_legend_states_its_points(tmp_path):
-    from bottleneck_cli import plots
+    from bottleneck_cli.report import plots
 
     points = pd.DataFrame({"setting": ["", ""], "depth": [2, 4], "mean": [5.0, 9.0],
                            "std": [0.0, 0.0], "n": [1, 1]})

@@ -1,9 +1,9 @@
 """Figures of a report: one function per figure, data in, matplotlib Figure out.
 
-Nothing here reads run folders: the ``report_*`` modules load and aggregate the data
+Nothing here reads run folders: the other report modules load and aggregate the data
 and pass DataFrames/arrays. Seeds arrive already aggregated (a ``mean`` column and a
 spread: ``std`` or ``lo``/``hi``), so lines are settings, not seeds. Style, layout
-helpers and ``save`` live in ``report_plotstyle``.
+helpers and ``save`` live in ``style``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import pandas as pd
 from matplotlib import colors as mcolors
 from matplotlib import ticker as mticker
 
-from . import report_plotstyle as ps
-from .report_fit import basis
-from .report_format import fmt, pm
-from .report_plotstyle import plt  # pyplot, imported after the Agg backend is chosen
-from .report_plotstyle import save  # noqa: F401 - part of this module's API
+from . import style as ps
+from .fit import basis
+from .format import fmt, pm
+from .style import plt  # pyplot, imported after the Agg backend is chosen
+from .style import save  # noqa: F401 - part of this module's API
 
 
 def warm_up(formats: Sequence[str] = ("png", "pdf")) -> None:

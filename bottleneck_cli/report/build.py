@@ -1,8 +1,8 @@
 """``bncli report``: aggregate run folders into tables, figures and one HTML page.
 
-Data flow: run folders -> ``Run`` records (``report_load``) -> a per-run summary table,
-a tidy long table and the depth fit (``report_tables``, ``report_fit``) -> planned
-figures (``report_figures``) drawn by ``plots`` -> ``report_html``. Reads run folders
+Data flow: run folders -> ``Run`` records (``load``) -> a per-run summary table,
+a tidy long table and the depth fit (``tables``, ``fit``) -> planned
+figures (``plan``) drawn by ``plots`` -> ``html``. Reads run folders
 only (``rundir`` is the contract); never imports JAX or training code.
 
 A run that cannot be read, diverged or is unfinished becomes a *problem* line and a
@@ -20,21 +20,18 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from . import report_out, report_pool
-from . import rundir as rd
-from .report_figures import COST, Fig, check_grid, per_run_figures, plan, render
-from .report_fit import basis, depth_fit_table
-from .report_format import fmt, pm
-from .report_load import ReportError, Run, discover, load_chunk, load_runs, run_names
-from .report_tables import (TABLE_FILES, bookkeeping, by_setting_table, config_frame,
-                            finals_frame, long_table, run_info, summary_table, swept_keys,
-                            varying, write_tables)
-from .report_yaml import load_config_text
+from .. import rundir as rd
+from .fit import basis, depth_fit_table
+from .format import fmt, pm
+from .load import ReportError, Run, discover, load_chunk, run_names
+from .out import HTML, ReportFolder, choose
+from .plan import COST, Fig, check_grid, per_run_figures, plan, render
+from .pool import forked_pool, sigterm_interrupts, worker_count
+from .tables import (TABLE_FILES, bookkeeping, by_setting_table, config_frame, finals_frame,
+                     long_table, run_info, summary_table, swept_keys, varying, write_tables)
 
-__all__ = ["ReportError", "ReportResult", "Run", "build_report", "config_frame",
-           "load_config_text", "load_runs", "print_summary", "swept_keys"]
 MAX_HTML_ROWS = 300
-# Terminal-table columns shown where the runs have them (report_tables adds them only then).
+# Terminal-table columns shown where the runs have them (tables adds them only then).
 EXTRA_COLUMNS = ["norm", "closed_form", "closed_form_target", "distinct_neurons"]
 
 
@@ -62,7 +59,7 @@ def build_report(paths: Sequence[Path], out: Path | None = None,
     (default ``<first path>/report``, or ``./report-<name>`` where that cannot be written).
     ``metric`` (default: test loss, else training loss) colours the phase diagram. Raises
     ReportError for bad input paths or options, and for an ``out`` holding files that are
-    not a bncli report's (``report_out``).
+    not a bncli report's (``out``).
 
     ``workers`` forked processes (default: one per available CPU, at most 8) read run
     folders and draw figures; 1, or a live JAX backend in this process, keeps everything
@@ -85,11 +82,11 @@ def build_report(paths: Sequence[Path], out: Path | None = None,
     if bad:
         raise ReportError(f"unknown figure format {bad[0]!r}; choose from png, pdf, svg")
     dirs = discover(paths)
-    out, where = report_out.choose(out, paths[0])
-    workers = report_pool.worker_count(workers)
-    with report_pool.sigterm_interrupts():
+    out, where = choose(out, paths[0])
+    workers = worker_count(workers)
+    with sigterm_interrupts():
         runs = _load(list(zip(dirs, run_names(dirs))), workers, formats)
-        pool = report_pool.pool(workers) if workers > 1 else None
+        pool = forked_pool(workers) if workers > 1 else None
         try:
             result = _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0)
         finally:
@@ -109,7 +106,7 @@ def _load(items: list[tuple[Path, str]], workers: int, formats: Sequence[str]) -
         return load_chunk(items)
     n = max(1, len(items) // (8 * workers))
     chunks = [items[i:i + n] for i in range(0, len(items), n)]
-    with report_pool.pool(workers) as pool:
+    with forked_pool(workers) as pool:
         pending = pool.map_async(load_chunk, chunks, chunksize=1)
         plots.warm_up(formats)
         return [r for chunk in pending.get() for r in chunk]
@@ -121,7 +118,7 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
     ignored = [k for k in varying(cfg) if bookkeeping(k)]
     finals = finals_frame(runs)
     check_grid(grid, metric, cfg, finals, swept)
-    folder = report_out.ReportFolder(out)  # before writing: is the folder ours to write?
+    folder = ReportFolder(out)  # before writing: is the folder ours to write?
     info = run_info(runs, cfg, swept)
     summary = summary_table(runs, cfg, finals, swept)
     info["order"] = pd.Series(np.arange(len(summary)), index=summary.index)
@@ -151,15 +148,15 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
     figs, skipped_agg = plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid, metric)
     skipped[:0] = skipped_agg
     submit(sorted(figs, key=lambda f: -COST.get(f.stem, 2)), formats)
-    html_path = out / report_out.HTML
+    html_path = out / HTML
     folder.claim([out / name for name in TABLE_FILES] + [html_path])
     tables = write_tables(out, len(runs), summary, by_setting, fits, long, problems)
     drawn = dict(r for p in pending for r in (p if isinstance(p, list) else p.get()))
     figs = _collect(figs + run_figs, drawn, problems, skipped)
 
-    from . import report_html
+    from .html import render as render_html
 
-    html_path.write_text(report_html.render(
+    html_path.write_text(render_html(
         title=f"bncli report: {', '.join(map(str, paths))}",
         runs=len(runs), counts=summary["status"].value_counts().to_dict(), swept=swept,
         summary=summary, by_setting=by_setting if len(by_setting) < len(summary) else None,

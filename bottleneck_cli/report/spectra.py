@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import rundir as rd
-from .report_figdata import evenly
-from .report_load import Run
+from .. import rundir as rd
+from .figdata import evenly
+from .load import Run
 
 MAX_SPECTRA = 64  # runs whose spectra are read for the near-one figure
 

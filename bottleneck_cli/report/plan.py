@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import report_figdata as fd
-from . import report_spectra as sp
-from . import rundir as rd
-from .report_fit import basis
-from .report_format import pm
-from .report_load import ReportError, Run
-from .report_tables import bookkeeping, layer_cols
+from .. import rundir as rd
+from .figdata import CURVES, closed_form_points, phase, profile, vs_depth, vs_width
+from .figdata import curves as curve_data
+from .spectra import per_run_choice, remaining_figure, remaining_items, run_figure
+from .fit import basis
+from .format import pm
+from .load import ReportError, Run
+from .tables import bookkeeping, layer_cols
 
 # Rough drawing cost (panels) of the aggregate figures: the costly ones are handed to the
 # workers first, so that none is left running alone at the end.
@@ -138,20 +139,20 @@ def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
             "Root-sum-square of the weight singular values with |s − 1| > δ, per middle "
             "layer (l/L in [0.25, 0.75]), against L, with an L^(-1/2) reference line "
             "(the theory: O(L^(-1/2))).",
-            job(sp.remaining_figure, sp.remaining_items(runs, info))))
+            job(remaining_figure, remaining_items(runs, info))))
     else:
         skipped.append(f"size of the remaining singular values against L: needs a depth sweep "
                        f"({sweep_note})")
 
     # 5. training curves
-    curves, panel_title, left_out = fd.curves(long, info, swept, cfg)
+    curves, panel_title, left_out = curve_data(long, info, swept, cfg)
     if len(curves):
         figs.append(Fig(
             "training_curves", "Training curves",
             f"Loss, test loss and rank estimate against step ({panel_title or 'all runs'}; "
             f"lines: other swept parameters; mean over seeds with min-max band"
             + (f"; {left_out}, spread evenly" if left_out else "") + ").",
-            job("training_curves", curves, fd.CURVES, panel_title, left_out)))
+            job("training_curves", curves, CURVES, panel_title, left_out)))
     else:
         skipped.append("training curves: no metrics recorded")
 
@@ -166,7 +167,7 @@ def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
             figs.append(Fig(
                 stem, title, f"{title} (final values, mean ± std over seeds, one line per "
                              f"setting).",
-                job("vs_depth", fd.vs_depth(info, finals, present),
+                job("vs_depth", vs_depth(info, finals, present),
                     [(k, labels[k]) for k in present], title)))
         else:
             skipped.append(f"{title.lower()}: needs a depth sweep ({sweep_note})")
@@ -185,7 +186,7 @@ def plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid,
 def _profile_figure(info, finals, prefix, stem, title, caption, ylabel, panel) -> Fig | None:
     """A per-layer metric (``prefix`` + layer) against l/L, one line per depth; None when no
     finished run records it."""
-    prof = fd.profile(info, finals, prefix)
+    prof = profile(info, finals, prefix)
     if not len(prof):
         return None
     return Fig(stem, title, caption, job("layer_profiles", prof, ylabel, panel))
@@ -193,7 +194,7 @@ def _profile_figure(info, finals, prefix, stem, title, caption, ylabel, panel) -
 
 def _closed_form_figure(runs, info, cfg, finals, swept, figs, skipped) -> None:
     """Measured ||θ||² beside the Schatten-2/L closed form, for finished linear runs."""
-    points, keys = fd.closed_form_points(runs, info, cfg, finals, swept)
+    points, keys = closed_form_points(runs, info, cfg, finals, swept)
     if not len(points):
         if any(r.closed for r in runs):
             skipped.append("closed form beside ||θ||²: needs params.npz of finished linear runs")
@@ -213,7 +214,7 @@ def _neurons_figure(info, cfg, finals, swept, figs, skipped) -> None:
     """Distinct active neuron directions (and the loss) against width, for width sweeps."""
     if not layer_cols(finals, "neurons/Z"):
         return
-    df = fd.vs_width(info, cfg, finals, swept)
+    df = vs_width(info, cfg, finals, swept)
     if df.loc[df["metric"] == "neurons", "width"].nunique() < 2:
         skipped.append("distinct neuron directions against width: needs finished runs at "
                        "≥ 2 widths")
@@ -246,7 +247,7 @@ def _phase_figure(info, cfg, finals, swept, grid, metric, figs, skipped) -> None
         if metric is None:
             skipped.append("phase diagram: no loss metric recorded")
             return
-    table, note = fd.phase(info, cfg, finals, grid, metric)
+    table, note = phase(info, cfg, finals, grid, metric)
     others = [k for k in swept if k not in (*grid, "seed")]
     if others:
         note += f"; averaged over {', '.join(others)}"
@@ -258,16 +259,16 @@ def _phase_figure(info, cfg, finals, swept, grid, metric, figs, skipped) -> None
 
 def per_run_figures(runs: list[Run], info: pd.DataFrame, per_run_max: int,
                     skipped: list[str]) -> list[Fig]:
-    """Figure 1 for a bounded, representative set of runs (``report_spectra.per_run_choice``)."""
+    """Figure 1 for a bounded, representative set of runs (``spectra.per_run_choice``)."""
     figs = []
-    chosen = sp.per_run_choice(runs, info, per_run_max)
+    chosen = per_run_choice(runs, info, per_run_max)
     for k, i in enumerate(chosen):
         r = runs[i]
         light = Run(name=r.name, path=r.path, status=r.status, config=r.config, final=r.final)
         figs.append(Fig(f"run_{k:03d}_{safe(r.name)}", f"Run {r.name}",
                         "Weight and representation singular values per layer (log colour; "
                         "grey: none) and ranks against layer, at the last recorded step.",
-                        job(sp.run_figure, light)))
+                        job(run_figure, light)))
     n_read = sum(1 for r in runs if r.status != "unreadable")
     if n_read > len(chosen):
         png_only = ", as PNG only" if len(runs) > per_run_max else ""

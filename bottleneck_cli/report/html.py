@@ -13,7 +13,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .report_format import fmt
+from .format import fmt
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;

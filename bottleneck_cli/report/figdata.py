@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .report_format import fmt, label
-from .report_tables import layer_cols
+from .format import fmt, label
+from .tables import layer_cols
 
 CURVES = [  # rows of the training-curve figure: (y label, log y, [(metric, line style)])
     ("loss (solid: train objective,\ndashed: test fit)", True,
@@ -139,7 +139,7 @@ def phase(info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame, grid: tup
 
 def closed_form_points(runs, info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame,
                        swept: list[str]) -> tuple[pd.DataFrame, str]:
-    """Finished linear runs with a trained closed form (``report_closed``): columns setting
+    """Finished linear runs with a trained closed form (``closed``): columns setting
     (the swept values but seed, as text), norm (measured ||θ||²), closed (L·Σ s_i(M)^(2/L)
     of the trained M), target (the same for the target A; NaN if unknown). Also the names
     of the swept keys that the setting text lists."""
