@@ -93,7 +93,7 @@ def width_run(path, width: int, seed: int) -> None:
 
 
 def test_distinct_neurons_table_and_width_figure(tmp_path):
-    from bottleneck_cli.report import figdata as fd
+    from bottleneck_cli.report.figures.neurons import vs_width
     from bottleneck_cli.report.load import load_runs
     from bottleneck_cli.report.tables import config_frame, finals_frame, run_info, swept_keys
 
@@ -112,7 +112,7 @@ def test_distinct_neurons_table_and_width_figure(tmp_path):
     runs = load_runs([root])
     cfg = config_frame(runs)
     swept = swept_keys(cfg)
-    df = fd.vs_width(run_info(runs, cfg, swept), cfg, finals_frame(runs), swept)
+    df = vs_width(run_info(runs, cfg, swept), cfg, finals_frame(runs), swept)
     one = df[(df["metric"] == "neurons") & (df["layer"] == 2)].sort_values("width")
     assert list(one["width"]) == [2, 4, 8, 16] and list(one["mean"]) == [2, 3, 3, 3]
     assert set(df["metric"]) == {"neurons", "active", "loss/fit", "loss/test"}

@@ -1,8 +1,8 @@
 """``bncli report``: aggregate run folders into tables, figures and one HTML page.
 
-Data flow: run folders -> ``Run`` records (``load``) -> a per-run summary table,
-a tidy long table and the depth fit (``tables``, ``fit``) -> planned
-figures (``plan``) drawn by ``plots`` -> ``html``. Reads run folders
+Data flow: run folders -> ``Run`` records (``load``) -> a per-run summary table, a tidy
+long table and the depth fit (``tables``, ``fit``) -> the figures that apply (``plan``
+asks each kind of ``figures.FIGURES``), drawn in workers -> ``html``. Reads run folders
 only (``rundir`` is the contract); never imports JAX or training code.
 
 A run that cannot be read, diverged or is unfinished becomes a *problem* line and a
@@ -13,7 +13,7 @@ minus ``seed``) are aggregated: mean and spread, not separate lines.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -21,11 +21,15 @@ import numpy as np
 import pandas as pd
 
 from .. import rundir as rd
+from .figures import FIGURES
+from .figures.base import Context, Fig
+from .figures.phase import check_grid
+from .figures.run_spectra import warm_up
 from .fit import basis, depth_fit_table
 from .format import fmt, pm
 from .load import ReportError, Run, discover, load_chunk, run_names
 from .out import HTML, ReportFolder, choose
-from .plan import COST, Fig, check_grid, per_run_figures, plan, render
+from .plan import job, per_run_figures, plan, render
 from .pool import forked_pool, sigterm_interrupts, worker_count
 from .tables import (TABLE_FILES, bookkeeping, by_setting_table, config_frame, finals_frame,
                      long_table, run_info, summary_table, swept_keys, varying, write_tables)
@@ -100,7 +104,7 @@ def build_report(paths: Sequence[Path], out: Path | None = None,
 def _load(items: list[tuple[Path, str]], workers: int, formats: Sequence[str]) -> list[Run]:
     """Read the runs, in forked workers for large reports. Meanwhile this process warms up
     matplotlib, so that the drawing workers forked later inherit loaded fonts and backends."""
-    from . import plots
+    from . import style  # noqa: F401 - matplotlib, loaded here for every report
 
     if workers < 2 or len(items) < 64:
         return load_chunk(items)
@@ -108,7 +112,7 @@ def _load(items: list[tuple[Path, str]], workers: int, formats: Sequence[str]) -
     chunks = [items[i:i + n] for i in range(0, len(items), n)]
     with forked_pool(workers) as pool:
         pending = pool.map_async(load_chunk, chunks, chunksize=1)
-        plots.warm_up(formats)
+        warm_up(formats)
         return [r for chunk in pending.get() for r in chunk]
 
 
@@ -128,13 +132,13 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
     fig_dir.mkdir(parents=True, exist_ok=True)
     # Per-run figures first: workers draw them while this process aggregates. A sample of
     # a larger report is for viewing (PNG); vector copies cost as much again.
-    skipped: list[str] = []
-    run_figs = per_run_figures(runs, info, per_run_max, skipped)
+    ctx = Context(runs, info, cfg, finals, swept, per_run_max=per_run_max)
+    run_figs, skipped = per_run_figures(ctx)
     pending = []
 
     def submit(figs, fmts):
         folder.claim(fig_dir / f"{f.stem}.{fmt}" for f in figs for fmt in fmts)
-        jobs = [(f.stem, f.job, fig_dir, fmts) for f in figs]
+        jobs = [job(f, fig_dir, fmts) for f in figs]
         if pool is not None:
             pending.append(pool.map_async(render, jobs, chunksize=1))
         else:
@@ -145,9 +149,10 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
     fits, fit_points = depth_fit_table(info, finals, cfg, swept)
     long = long_table(runs)
     problems = [f"{r.name}: {p}" for r in runs for p in r.problems]
-    figs, skipped_agg = plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid, metric)
+    figs, skipped_agg = plan(replace(ctx, long=long, fits=fits, fit_points=fit_points,
+                                     grid=grid, metric=metric))
     skipped[:0] = skipped_agg
-    submit(sorted(figs, key=lambda f: -COST.get(f.stem, 2)), formats)
+    submit(sorted(figs, key=lambda f: -FIGURES[f.kind].cost), formats)
     html_path = out / HTML
     folder.claim([out / name for name in TABLE_FILES] + [html_path])
     tables = write_tables(out, len(runs), summary, by_setting, fits, long, problems)
