@@ -626,20 +626,20 @@ def bench_compile(opts: Opts) -> Section:
 
 # ---------------------------------------------------------------- report on many runs
 def _make_tree():
-    """The report's own synthetic-run writer (used by its ``bench_report``), wherever the
-    package keeps it."""
+    """The report tests' synthetic-run writer (``tests/report_fixtures.py``, also behind its
+    ``bench_report``), wherever the checkout keeps it."""
     import importlib
 
     sys.path.insert(0, str(ROOT / "tests"))
-    for module in ("bottleneck_cli.report_bench", "bottleneck_cli.report", "test_report"):
+    for module in ("report_fixtures", "test_report"):
         try:
             mod = importlib.import_module(module)
         except ImportError:
             continue
         if hasattr(mod, "make_tree"):
             return mod.make_tree, f"{module}.make_tree"
-    raise RuntimeError("no make_tree(root, n) in bottleneck_cli.report_bench, "
-                       "bottleneck_cli.report or tests/test_report.py")
+    raise RuntimeError("no make_tree(root, n) in tests/report_fixtures.py or "
+                       "tests/test_report.py")
 
 
 def bench_report(opts: Opts) -> Section:

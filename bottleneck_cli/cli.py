@@ -17,7 +17,7 @@ import typer
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 3, 130
-# Exceptions that mean bad user input (raised by tasks.py and report.py).
+# Exceptions that mean bad user input (raised by tasks/ and report/).
 USER_ERRORS = ("TaskError", "ReportError")
 
 app = typer.Typer(

@@ -1,6 +1,6 @@
 """Tests for bottleneck_cli.report: tables, figures, HTML, problems, the depth fit.
 
-Run folders are synthetic (``report_bench``: the deep-linear closed form of SCIENCE.md
+Run folders are synthetic (``report_fixtures``: the deep-linear closed form of SCIENCE.md
 section 4, written with the ``rundir`` writers); tests/test_report_real.py reports real
 ``bncli`` runs.
 
@@ -20,7 +20,7 @@ import yaml
 
 from bottleneck_cli import rundir as rd
 from bottleneck_cli.report import ReportError, build_report, print_summary, swept_keys
-from bottleneck_cli.report_bench import S, base_config, depth_sweep, make_run, records
+from report_fixtures import S, base_config, depth_sweep, make_run, records
 
 PNG = ("png",)  # tests that do not check vector output skip it (it doubles the drawing time)
 
@@ -138,8 +138,9 @@ def test_problem_runs_are_listed_not_raised(tmp_path):
 def test_report_never_imports_jax_or_training_code(tmp_path):
     code = (
         "import sys; from pathlib import Path\n"
-        "from bottleneck_cli.report import bench_report, build_report\n"
-        "from bottleneck_cli.report_bench import make_run\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from bottleneck_cli.report import build_report\n"
+        "from report_fixtures import bench_report, make_run\n"
         f"make_run(Path({str(tmp_path)!r}) / 'r')\n"
         f"build_report([Path({str(tmp_path)!r}) / 'r'], per_run_max=1, formats=('png',))\n"
         "bad = [m for m in ('jax', 'flax', 'optax', 'bottleneck_cli.train', "
@@ -252,6 +253,6 @@ def test_swept_keys_ignore_placement_and_text():
 
 
 if __name__ == "__main__":
-    from bottleneck_cli.report import bench_report
+    from report_fixtures import bench_report
 
     bench_report(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bottleneck_cli.report import build_report
-from bottleneck_cli.report_bench import depth_sweep
+from report_fixtures import depth_sweep
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

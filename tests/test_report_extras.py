@@ -1,4 +1,4 @@
-"""``bncli report`` extras on synthetic run folders (``report_bench``): the Schatten-2/L
+"""``bncli report`` extras on synthetic run folders (``report_fixtures``): the Schatten-2/L
 closed form beside ||θ||² for linear nets (SCIENCE.md §4) and the distinct active neuron
 directions against width (arXiv 2205.15809, docs/metrics.md)."""
 
@@ -12,8 +12,8 @@ import pytest
 
 from bottleneck_cli import rundir as rd
 from bottleneck_cli.report import build_report
-from bottleneck_cli.report_bench import S, make_run
-from bottleneck_cli.report_closed import schatten_cost
+from bottleneck_cli.report.closed import schatten_cost
+from report_fixtures import S, make_run
 
 PNG = ("png",)
 RELU = {"name": "mlp", "bias": True, "activation": "relu", "init": "he", "init_scale": 1.0,
@@ -93,9 +93,9 @@ def width_run(path, width: int, seed: int) -> None:
 
 
 def test_distinct_neurons_table_and_width_figure(tmp_path):
-    from bottleneck_cli import report_figdata as fd
-    from bottleneck_cli.report_tables import config_frame, finals_frame, run_info, swept_keys
-    from bottleneck_cli.report_load import load_runs
+    from bottleneck_cli.report.figures.neurons import vs_width
+    from bottleneck_cli.report.load import load_runs
+    from bottleneck_cli.report.tables import config_frame, finals_frame, run_info, swept_keys
 
     root = tmp_path / "w"
     for width in (2, 4, 8, 16):
@@ -112,7 +112,7 @@ def test_distinct_neurons_table_and_width_figure(tmp_path):
     runs = load_runs([root])
     cfg = config_frame(runs)
     swept = swept_keys(cfg)
-    df = fd.vs_width(run_info(runs, cfg, swept), cfg, finals_frame(runs), swept)
+    df = vs_width(run_info(runs, cfg, swept), cfg, finals_frame(runs), swept)
     one = df[(df["metric"] == "neurons") & (df["layer"] == 2)].sort_values("width")
     assert list(one["width"]) == [2, 4, 8, 16] and list(one["mean"]) == [2, 3, 3, 3]
     assert set(df["metric"]) == {"neurons", "active", "loss/fit", "loss/test"}

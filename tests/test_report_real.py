@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from bottleneck_cli import rundir as rd
 from bottleneck_cli.cli import app
-from bottleneck_cli.report_fit import ols
+from bottleneck_cli.report.fit import ols
 from bottleneck_cli.metrics import schatten_norm_cost
 
 SV = (2.0, 1.0)

@@ -1,7 +1,7 @@
 """``bncli report`` against hostile use: it writes only into a report folder of its own and
 deletes only files it wrote; bookkeeping settings never split settings; a typo'd metric or
 option is a one-line error; figures and fits say what they leave out and rest on; a
-killed report leaves no workers behind. Run folders are synthetic (``report_bench``)."""
+killed report leaves no workers behind. Run folders are synthetic (``report_fixtures``)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bottleneck_cli import report_out
+from bottleneck_cli.report import out as report_out
 from bottleneck_cli import rundir as rd
 from bottleneck_cli.cli import app
 from bottleneck_cli.report import build_report
-from bottleneck_cli.report_bench import base_config, depth_sweep, make_run, make_tree
+from report_fixtures import base_config, depth_sweep, make_run, make_tree
 
 PNG = ("png",)
 USER_FILES = ("figures/my.pdf", "figures/my.png", "figures/my.svg", "notes.txt")
@@ -224,10 +224,9 @@ def test_damaged_status_and_summary_records_are_problems(tmp_path):
 
 # ---- figures and fits say what they leave out and rest on ---------------------------------
 def test_training_curves_say_how_many_settings_they_show(tmp_path):
-    from bottleneck_cli import plots
-    from bottleneck_cli import report_figdata as fd
     from bottleneck_cli.report import config_frame, load_runs, swept_keys
-    from bottleneck_cli.report_tables import long_table, run_info
+    from bottleneck_cli.report.figures import curves as tc
+    from bottleneck_cli.report.tables import long_table, run_info
 
     lams = [1e-4 * 2 ** i for i in range(10)]
     depth_sweep(tmp_path / "runs", depths=(2, 3), seeds=(0,), lams=lams)
@@ -236,9 +235,9 @@ def test_training_curves_say_how_many_settings_they_show(tmp_path):
     runs = load_runs([tmp_path / "runs"])
     cfg = config_frame(runs)
     swept = swept_keys(cfg)
-    curves, title, left_out = fd.curves(long_table(runs), run_info(runs, cfg, swept), swept, cfg)
+    curves, title, left_out = tc.curves(long_table(runs), run_info(runs, cfg, swept), swept, cfg)
     assert left_out == "showing 8 of 10 settings of lam"
-    fig = plots.training_curves(curves, fd.CURVES, title, left_out)
+    fig = tc.draw(curves, tc.CURVES, title, left_out)
     assert "showing 8 of 10 settings of lam" in fig._suptitle.get_text()
 
 
@@ -260,14 +259,14 @@ def test_depth_fit_states_its_points_and_flags_two_depths(in_tmp):
 
 
 def test_depth_fit_figure_legend_states_its_points(tmp_path):
-    from bottleneck_cli import plots
+    from bottleneck_cli.report.figures import depth_fit
 
     points = pd.DataFrame({"setting": ["", ""], "depth": [2, 4], "mean": [5.0, 9.0],
                            "std": [0.0, 0.0], "n": [1, 1]})
     fits = pd.DataFrame({"setting": [""], "slope": [2.0], "slope_err": [float("nan")],
                          "intercept": [1.0], "intercept_err": [float("nan")], "n_depths": [2],
                          "n_runs": [2], "n_seeds": [1]})
-    fig = plots.depth_fit(points, fits)
+    fig = depth_fit.draw(points, fits)
     legend = " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
     assert "2 depths, 2 runs, 1 seed" in legend and "unreliable" in legend
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from bottleneck_cli import rundir as rd
 from bottleneck_cli.cli import EXIT_BAD_INPUT, app
-from bottleneck_cli.report_closed import end_to_end_svals
+from bottleneck_cli.report.closed import end_to_end_svals
 from bottleneck_cli.metrics import numerical_rank
 
 QUIET = ["metrics.ntk=false", "metrics.jacobian_samples=0"]

@@ -15,9 +15,9 @@ from typing import Sequence
 import numpy as np
 import yaml
 
-from . import rundir as rd
-from .report_closed import closed_forms
-from .report_yaml import load_config_text
+from .. import rundir as rd
+from .closed import closed_forms
+from .yaml import load_config_text
 
 
 class ReportError(Exception):
@@ -39,7 +39,7 @@ class Run:
     # (records, keys) float matrix of metrics.jsonl; NaN where a record lacks the key
     values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     problems: list = field(default_factory=list)
-    closed: dict = field(default_factory=dict)  # Schatten-2/L closed forms (report_closed)
+    closed: dict = field(default_factory=dict)  # Schatten-2/L closed forms (closed)
 
 
 def discover(paths: Sequence[Path]) -> list[Path]:

@@ -1,6 +1,6 @@
 """The single self-contained ``report.html``: tables, figures as base64 PNG, commands
 and the config that produced the runs. No scripts, no external files: it opens in any
-browser. ``report.py`` gathers the content; this module only lays it out.
+browser. ``build`` gathers the content; this module only lays it out.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .report_format import fmt
+from .format import fmt
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import rundir as rd
-from .report_load import ReportError
+from .. import rundir as rd
+from .load import ReportError
 
 MANIFEST = ".bncli-report.json"
 HTML = "report.html"

@@ -23,7 +23,7 @@ def worker_count(workers: int | None) -> int:
     return workers if workers >= 2 and fork_ok() else 1
 
 
-def pool(workers: int):
+def forked_pool(workers: int):
     """Forked workers that leave SIGINT to this process and die with it."""
     return mp.get_context("fork").Pool(workers, initializer=_worker_init,
                                        initargs=(os.getpid(),))

@@ -1,8 +1,8 @@
 """``bncli report``: aggregate run folders into tables, figures and one HTML page.
 
-Data flow: run folders -> ``Run`` records (``report_load``) -> a per-run summary table,
-a tidy long table and the depth fit (``report_tables``, ``report_fit``) -> planned
-figures (``report_figures``) drawn by ``plots`` -> ``report_html``. Reads run folders
+Data flow: run folders -> ``Run`` records (``load``) -> a per-run summary table, a tidy
+long table and the depth fit (``tables``, ``fit``) -> the figures that apply (``plan``
+asks each kind of ``figures.FIGURES``), drawn in workers -> ``html``. Reads run folders
 only (``rundir`` is the contract); never imports JAX or training code.
 
 A run that cannot be read, diverged or is unfinished becomes a *problem* line and a
@@ -13,29 +13,27 @@ minus ``seed``) are aggregated: mean and spread, not separate lines.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from . import report_out, report_pool
-from . import rundir as rd
-from .report_figures import COST, Fig, check_grid, per_run_figures, plan, render
-from .report_fit import basis, depth_fit_table
-from .report_format import fmt, pm
-from .report_load import ReportError, Run, discover, load_chunk, load_runs, run_names
-from .report_tables import (TABLE_FILES, bookkeeping, by_setting_table, config_frame,
-                            finals_frame, long_table, run_info, summary_table, swept_keys,
-                            varying, write_tables)
-from .report_yaml import load_config_text
+from .. import rundir as rd
+from .figures import FIGURES
+from .figures.base import Context, Fig
+from .figures.phase import check_grid
+from .figures.run_spectra import warm_up
+from .fit import depth_fit_table
+from .load import ReportError, Run, discover, load_chunk, run_names
+from .out import HTML, ReportFolder, choose
+from .plan import job, per_run_figures, plan, render
+from .pool import forked_pool, sigterm_interrupts, worker_count
+from .tables import (TABLE_FILES, bookkeeping, by_setting_table, config_frame, finals_frame,
+                     long_table, run_info, summary_table, swept_keys, varying, write_tables)
 
-__all__ = ["ReportError", "ReportResult", "Run", "build_report", "config_frame",
-           "load_config_text", "load_runs", "print_summary", "swept_keys"]  # + bench_report
 MAX_HTML_ROWS = 300
-# Terminal-table columns shown where the runs have them (report_tables adds them only then).
-EXTRA_COLUMNS = ["norm", "closed_form", "closed_form_target", "distinct_neurons"]
 
 
 @dataclass
@@ -54,14 +52,6 @@ class ReportResult:
     notes: list[str] = field(default_factory=list)  # lines for the reader (where it went, ...)
 
 
-def __getattr__(name: str):
-    if name == "bench_report":  # synthetic runs need config.py: imported on demand
-        from .report_bench import bench_report
-
-        return bench_report
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def build_report(paths: Sequence[Path], out: Path | None = None,
                  grid: tuple[str, str] | None = None, metric: str | None = None,
                  per_run_max: int = 12, formats: Sequence[str] = ("png", "pdf"),
@@ -70,7 +60,7 @@ def build_report(paths: Sequence[Path], out: Path | None = None,
     (default ``<first path>/report``, or ``./report-<name>`` where that cannot be written).
     ``metric`` (default: test loss, else training loss) colours the phase diagram. Raises
     ReportError for bad input paths or options, and for an ``out`` holding files that are
-    not a bncli report's (``report_out``).
+    not a bncli report's (``out``).
 
     ``workers`` forked processes (default: one per available CPU, at most 8) read run
     folders and draw figures; 1, or a live JAX backend in this process, keeps everything
@@ -93,11 +83,11 @@ def build_report(paths: Sequence[Path], out: Path | None = None,
     if bad:
         raise ReportError(f"unknown figure format {bad[0]!r}; choose from png, pdf, svg")
     dirs = discover(paths)
-    out, where = report_out.choose(out, paths[0])
-    workers = report_pool.worker_count(workers)
-    with report_pool.sigterm_interrupts():
+    out, where = choose(out, paths[0])
+    workers = worker_count(workers)
+    with sigterm_interrupts():
         runs = _load(list(zip(dirs, run_names(dirs))), workers, formats)
-        pool = report_pool.pool(workers) if workers > 1 else None
+        pool = forked_pool(workers) if workers > 1 else None
         try:
             result = _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0)
         finally:
@@ -111,15 +101,15 @@ def build_report(paths: Sequence[Path], out: Path | None = None,
 def _load(items: list[tuple[Path, str]], workers: int, formats: Sequence[str]) -> list[Run]:
     """Read the runs, in forked workers for large reports. Meanwhile this process warms up
     matplotlib, so that the drawing workers forked later inherit loaded fonts and backends."""
-    from . import plots
+    from . import style  # noqa: F401 - matplotlib, loaded here for every report
 
     if workers < 2 or len(items) < 64:
         return load_chunk(items)
     n = max(1, len(items) // (8 * workers))
     chunks = [items[i:i + n] for i in range(0, len(items), n)]
-    with report_pool.pool(workers) as pool:
+    with forked_pool(workers) as pool:
         pending = pool.map_async(load_chunk, chunks, chunksize=1)
-        plots.warm_up(formats)
+        warm_up(formats)
         return [r for chunk in pending.get() for r in chunk]
 
 
@@ -129,7 +119,7 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
     ignored = [k for k in varying(cfg) if bookkeeping(k)]
     finals = finals_frame(runs)
     check_grid(grid, metric, cfg, finals, swept)
-    folder = report_out.ReportFolder(out)  # before writing: is the folder ours to write?
+    folder = ReportFolder(out)  # before writing: is the folder ours to write?
     info = run_info(runs, cfg, swept)
     summary = summary_table(runs, cfg, finals, swept)
     info["order"] = pd.Series(np.arange(len(summary)), index=summary.index)
@@ -139,13 +129,13 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
     fig_dir.mkdir(parents=True, exist_ok=True)
     # Per-run figures first: workers draw them while this process aggregates. A sample of
     # a larger report is for viewing (PNG); vector copies cost as much again.
-    skipped: list[str] = []
-    run_figs = per_run_figures(runs, info, per_run_max, skipped)
+    ctx = Context(runs, info, cfg, finals, swept, per_run_max=per_run_max)
+    run_figs, skipped = per_run_figures(ctx)
     pending = []
 
     def submit(figs, fmts):
         folder.claim(fig_dir / f"{f.stem}.{fmt}" for f in figs for fmt in fmts)
-        jobs = [(f.stem, f.job, fig_dir, fmts) for f in figs]
+        jobs = [job(f, fig_dir, fmts) for f in figs]
         if pool is not None:
             pending.append(pool.map_async(render, jobs, chunksize=1))
         else:
@@ -156,18 +146,19 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
     fits, fit_points = depth_fit_table(info, finals, cfg, swept)
     long = long_table(runs)
     problems = [f"{r.name}: {p}" for r in runs for p in r.problems]
-    figs, skipped_agg = plan(runs, info, cfg, finals, long, swept, fits, fit_points, grid, metric)
+    figs, skipped_agg = plan(replace(ctx, long=long, fits=fits, fit_points=fit_points,
+                                     grid=grid, metric=metric))
     skipped[:0] = skipped_agg
-    submit(sorted(figs, key=lambda f: -COST.get(f.stem, 2)), formats)
-    html_path = out / report_out.HTML
+    submit(sorted(figs, key=lambda f: -FIGURES[f.kind].cost), formats)
+    html_path = out / HTML
     folder.claim([out / name for name in TABLE_FILES] + [html_path])
     tables = write_tables(out, len(runs), summary, by_setting, fits, long, problems)
     drawn = dict(r for p in pending for r in (p if isinstance(p, list) else p.get()))
     figs = _collect(figs + run_figs, drawn, problems, skipped)
 
-    from . import report_html
+    from .html import render as render_html
 
-    html_path.write_text(report_html.render(
+    html_path.write_text(render_html(
         title=f"bncli report: {', '.join(map(str, paths))}",
         runs=len(runs), counts=summary["status"].value_counts().to_dict(), swept=swept,
         summary=summary, by_setting=by_setting if len(by_setting) < len(summary) else None,
@@ -222,55 +213,3 @@ def _config_text(runs: list[Run]) -> tuple[str, str]:
             except OSError:
                 continue
     return "", ""
-
-
-def print_summary(result: ReportResult, console, max_rows: int = 15) -> None:
-    """A short rich table (settings when seeds repeat, else runs), fits, problems, and
-    where the report went."""
-    from rich.table import Table
-    from rich.text import Text
-
-    s = result.summary
-    counts = s["status"].value_counts().to_dict()
-    title = f"{len(s)} runs (" + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")"
-    if 0 < len(result.by_setting) < len(s):
-        df = result.by_setting
-        cols = [k for k in result.swept if k != "seed"] + [
-            "runs", "finished", "loss_mean", "test_loss_mean", "norm_per_L_mean",
-            "bottleneck_rank_mean"] + [f"{c}_mean" for c in EXTRA_COLUMNS]
-    else:
-        df = s
-        cols = ["run", "status"] + [k for k in result.swept if k != "seed" and k in s][:4] + \
-            ["loss", "test_loss", "norm_per_L", "bottleneck_rank"] + EXTRA_COLUMNS
-    cols = [c for c in cols if c in df.columns]
-    if not any(c.startswith("closed_form") for c in cols):  # norm only beside the closed form
-        cols = [c for c in cols if c not in ("norm", "norm_mean")]
-    table = Table(title=Text(title), title_justify="left")
-    for c in cols:
-        left = c in ("run", "status")
-        table.add_column(c.replace("_mean", ""), justify="left" if left else "right",
-                         overflow="fold", max_width=40 if c == "run" else None)
-    for row in df[cols].head(max_rows).itertuples(index=False):
-        table.add_row(*[Text(fmt(v)) for v in row])
-    if len(df) > max_rows:
-        table.caption = f"... {len(df) - max_rows} more rows in {result.tables.get('summary.csv')}"
-    console.print(table)
-    fits = result.depth_fit
-    for r in fits.head(6).itertuples():
-        depths = r.depths.split(",")
-        console.print(f"depth fit {r.setting or '(all runs)'}: R0 (rank) ≈ "
-                      f"{pm(r.R0_estimate, r.R0_err)}, R1 ≈ {pm(r.R1_estimate, r.R1_err)} "
-                      f"(L = {depths[0]}..{depths[-1]}; "
-                      f"{basis(r.n_depths, r.n_runs, r.n_seeds)})", markup=False)
-    if len(fits) > 6:
-        console.print(f"... {len(fits) - 6} more depth fits in "
-                      f"{result.tables.get('depth_fit.csv')}", markup=False)
-    for note in result.notes:
-        console.print(note, markup=False)
-    if result.problems:
-        console.print(f"[yellow]{len(result.problems)} problem(s):[/yellow]")
-        for p in result.problems[:8]:
-            console.print(f"  {p}", markup=False)
-        if len(result.problems) > 8:
-            console.print(f"  ... and {len(result.problems) - 8} more (see report.html)")
-    console.print(f"report written to {result.html}", markup=False)

@@ -1,4 +1,5 @@
-"""Synthetic run folders for report tests and the report benchmark.
+"""Synthetic run folders for report tests and the report benchmark (a test fixture:
+``from report_fixtures import make_run``, with tests/ on sys.path).
 
 A deep-linear sweep in the closed form of SCIENCE.md §4: a balanced depth-L linear net
 computing A with singular values s has W_l singular values s^(1/L) and
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import rundir as rd
+from bottleneck_cli import rundir as rd
 
 S = (2.0, 1.0)  # singular values of the rank-2 target
 
@@ -26,10 +27,10 @@ def base_config(**top) -> dict:
     """A resolved config as a run writes it: every field of ``config.Config`` (minus the
     placement keys name/out), a rank-2 low-rank task, pinned depth/width/lam/lr/steps
     (not the evolving defaults), and ``top`` overriding top-level keys."""
-    from .config import Config, LowRankTask, ModelConfig
+    from bottleneck_cli.config import Config, LowRankTask, ModelConfig
 
-    cfg = {**dataclasses.asdict(Config()), "model": dataclasses.asdict(ModelConfig()),
-           "task": dataclasses.asdict(LowRankTask())}
+    cfg = {**dataclasses.asdict(Config()),  # model and task are group options: their families
+           "model": dataclasses.asdict(ModelConfig()), "task": dataclasses.asdict(LowRankTask())}
     for key in ("name", "out"):
         cfg.pop(key)
     cfg["model"].update(name="linear", bias=False, activation="identity")
@@ -155,7 +156,7 @@ def make_tree(root: Path, n: int) -> None:
 
 def bench_report(n: int = 1000, root: Path | None = None) -> float:
     """Build ``n`` synthetic run folders (untimed), then time ``build_report`` on them."""
-    from .report import build_report
+    from bottleneck_cli.report import build_report
 
     tmp = None
     if root is None:

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import rundir as rd
-from .config import BOOKKEEPING_KEYS
-from .report_closed import COLUMNS
-from .report_format import fmt, label
-from .report_load import Run
+from .. import rundir as rd
+from ..config import BOOKKEEPING_KEYS
+from .closed import COLUMNS
+from .format import fmt, label
+from .load import Run
 
 PRIORITY = ("depth", "lam", "lr", "width", "seed")  # order of swept columns and panels
 SUMMARY_METRICS = {  # summary column -> metrics.jsonl key (docs/metrics.md)
@@ -147,7 +147,7 @@ def summary_table(runs: list[Run], cfg: pd.DataFrame, finals: pd.DataFrame,
 
 
 def _add_closed_forms(df: pd.DataFrame, runs: list[Run]) -> None:
-    """``closed_form`` / ``closed_form_target`` (``report_closed``) after ``norm_per_L``,
+    """``closed_form`` / ``closed_form_target`` (``closed``) after ``norm_per_L``,
     when some run has them."""
     at = list(df.columns).index("norm_per_L") + 1
     for col in reversed(COLUMNS):

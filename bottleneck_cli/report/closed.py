@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import rundir as rd
+from .. import rundir as rd
 
 COLUMNS = ("closed_form", "closed_form_target")
 

@@ -1,6 +1,8 @@
 """The house style of report figures and the helpers every figure uses: fixed panel
 grids (no layout engine: on a slow CPU the layout pass costs as much as drawing),
-sparse plain-text ticks, colours, legends, and ``save``."""
+sparse plain-text ticks, colours, legends, and ``save``. Importing it loads matplotlib
+(Agg backend); the figure modules import it only when they draw (``figures.base.styled``
+applies ``STYLE``)."""
 
 from __future__ import annotations
 
@@ -49,15 +51,6 @@ def panels(nrows: int, ncols: int, w: float = PANEL_W, h: float = PANEL_H, right
     fig.subplots_adjust(left=left / fw, right=1 - (0.2 + right) / fw, bottom=bottom / fh,
                         top=1 - top / fh, wspace=wsp / w, hspace=hsp / h)
     return fig, axes
-
-
-def styled(fn):
-    """Run a figure function under the house style."""
-    def wrapper(*args, **kwargs):
-        with plt.rc_context(STYLE):
-            return fn(*args, **kwargs)
-    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-    return wrapper
 
 
 def g(value, _pos=None) -> str:

@@ -1,0 +1,48 @@
+"""The figures a report can draw: ``FIGURES``, one entry per figure kind, in the order
+the page shows them.
+
+Each kind lives in one module that holds its data function (tables in, the aggregate it
+draws out), its ``plan`` (whether it applies to these runs, with its data and caption,
+or why not) and its drawing function (data in, matplotlib Figure out). A new figure is
+one new module and one entry here; ``..plan`` asks every entry and ``..plan.render``
+draws what they planned, in the drawing workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Iterator
+
+from . import (closed_form, curves, depth_fit, neurons, phase, profiles, remaining,
+               run_spectra, vs_depth)
+from .base import Context, Fig
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One figure kind. ``plan(ctx)`` yields the figures that apply (``Fig``: data ready,
+    not drawn) and, as text, why those that do not apply were skipped. ``draw(*Fig.args)``
+    returns the matplotlib Figure (None: nothing to draw); it runs in a drawing worker.
+    ``cost``: rough drawing cost (panels); costly figures are handed out first."""
+    plan: Callable[[Context], Iterator[Fig | str]]
+    draw: Callable
+    cost: int = 2
+    per_run: bool = False  # one figure per chosen run, planned before the aggregates
+
+
+FIGURES: dict[str, Kind] = {
+    "run_spectra": Kind(run_spectra.plan, run_spectra.figure, per_run=True),
+    "rank_profile": Kind(partial(profiles.plan, "rank_profile"), profiles.draw, cost=3),
+    "depth_fit": Kind(depth_fit.plan, depth_fit.draw),
+    "near_one_profile": Kind(partial(profiles.plan, "near_one_profile"), profiles.draw, cost=3),
+    "near_one_rest": Kind(remaining.plan, remaining.figure, cost=3),
+    "training_curves": Kind(curves.plan, curves.draw, cost=6),
+    "phase": Kind(phase.plan, phase.draw),
+    "ntk_vs_depth": Kind(partial(vs_depth.plan, "ntk_vs_depth"), vs_depth.draw),
+    "jacobian_vs_depth": Kind(partial(vs_depth.plan, "jacobian_vs_depth"), vs_depth.draw),
+    "closed_form": Kind(closed_form.plan, closed_form.draw),
+    "neurons_vs_width": Kind(neurons.plan, neurons.draw, cost=3),
+    "nonlinearity_profile": Kind(partial(profiles.plan, "nonlinearity_profile"),
+                                 profiles.draw, cost=3),
+}

@@ -1,0 +1,78 @@
+"""Figure 3: the parameter norm ||θ||² (and ||θ||²/L) against depth L with the
+least-squares line per setting, whose slope estimates R0 (the rank) and intercept R1.
+The fit itself is a report table (``fit.depth_fit_table``); this figure draws it."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..fit import basis
+from ..format import pm
+from .base import Context, Fig, styled
+
+
+def plan(ctx: Context) -> Iterator[Fig | str]:
+    """The depth fit when one was made (finished runs at >= 2 depths); else why not."""
+    fits = ctx.fits
+    if not len(fits):
+        yield f"depth fit of ||θ||²: needs finished runs at ≥ 2 depths ({ctx.sweep_note})"
+        return
+    lines = "; ".join(f"{r.setting or 'all runs'}: R0 = {pm(r.R0_estimate, r.R0_err)}, "
+                      f"R1 = {pm(r.R1_estimate, r.R1_err)} "
+                      f"({basis(r.n_depths, r.n_runs, r.n_seeds)})"
+                      for r in fits.itertuples())
+    yield Fig(
+        "depth_fit", "Parameter norm against depth",
+        "||θ||² at the end of training against depth L with a least-squares line per "
+        f"setting: slope = R0 (rank) estimate, intercept = R1 estimate. {lines}.",
+        "depth_fit", (ctx.fit_points, fits.rename(columns={
+            "R0_estimate": "slope", "R0_err": "slope_err",
+            "R1_estimate": "intercept", "R1_err": "intercept_err"})))
+
+
+@styled
+def draw(points: pd.DataFrame, fits: pd.DataFrame):
+    """||theta||^2 and ||theta||^2/L against depth L with the least-squares line.
+
+    ``points``: setting, depth, mean, std, n (of norm/total over seeds).
+    ``fits``: setting, slope, slope_err, intercept, intercept_err (slope = R0, intercept = R1),
+    n_depths, n_runs, n_seeds (what each fit rests on, shown in its legend entry)."""
+    from .. import style as ps
+
+    fig, axes = ps.panels(1, 2, w=4.0, h=3.1)
+    colors = ps.cat_colors(points["setting"])
+    fit_by = {r.setting: r for r in fits.itertuples()}
+    for setting, g in points.groupby("setting", sort=False):
+        g = g.sort_values("depth")
+        c = colors[setting]
+        L = g["depth"].to_numpy(float)
+        fit = fit_by.get(setting)
+        label = setting or "all runs"
+        if fit is not None:
+            label += (f"\nR0 = {pm(fit.slope, fit.slope_err)}, "
+                      f"R1 = {pm(fit.intercept, fit.intercept_err)}"
+                      f"\n({basis(fit.n_depths, fit.n_runs, fit.n_seeds)})")
+        axes[0, 0].errorbar(L, g["mean"], yerr=g["std"].fillna(0), fmt="o", color=c, capsize=2,
+                            label=label)
+        axes[0, 1].errorbar(L, g["mean"] / L, yerr=g["std"].fillna(0) / L, fmt="o", color=c,
+                            capsize=2)
+        if fit is not None:
+            xs = np.linspace(L.min(), L.max(), 100)
+            axes[0, 0].plot(xs, fit.slope * xs + fit.intercept, color=c, lw=1)
+            axes[0, 1].plot(xs, fit.slope + fit.intercept / xs, color=c, lw=1)
+            axes[0, 1].axhline(fit.slope, color=c, lw=0.8, ls=":")
+    axes[0, 0].set_xlabel("depth L")
+    axes[0, 0].set_ylabel("||θ||²")
+    axes[0, 0].set_title("||θ||² ≈ R0·L + R1")
+    axes[0, 0].legend(loc="upper left")
+    axes[0, 1].set_xlabel("depth L")
+    axes[0, 1].set_ylabel("||θ||² / L")
+    axes[0, 1].set_title("||θ||²/L ≈ R0 + R1/L  (dotted: R0)")
+    ps.sparse(axes[0, 0])
+    ps.sparse(axes[0, 1])
+    fig.suptitle("parameter norm against depth (mean ± std over seeds, finished runs)",
+                 fontsize=10)
+    return fig

@@ -1,0 +1,30 @@
+"""The report package's shape: one module per figure kind behind the FIGURES registry,
+and matplotlib loaded only when a figure is drawn."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+from bottleneck_cli.report import figures
+from bottleneck_cli.report.figures import FIGURES
+
+
+def test_every_figure_module_plans_and_draws_and_is_registered():
+    kinds = [m.name for m in pkgutil.iter_modules(figures.__path__) if m.name != "base"]
+    registered = {kind.draw.__module__ for kind in FIGURES.values()}
+    for name in kinds:
+        module = importlib.import_module(f"{figures.__name__}.{name}")
+        assert callable(module.plan) and callable(module.draw), name
+        assert module.__name__ in registered, f"{name} has no entry in FIGURES"
+    assert sum(kind.per_run for kind in FIGURES.values()) == 1
+
+
+def test_planning_a_report_does_not_load_matplotlib():
+    code = ("import sys\n"
+            "import bottleneck_cli.cli, bottleneck_cli.report, bottleneck_cli.report.plan\n"
+            "assert 'matplotlib' not in sys.modules, 'matplotlib loaded on import'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
