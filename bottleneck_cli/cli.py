@@ -173,6 +173,7 @@ def sweep(
     with _errors():
         from . import sweep as sw
         from .progress import make_progress
+        from .sweep_members import clear_members
         from .train import Interrupted
 
         dirs = [str(d) for d in config_dir or []]
@@ -181,7 +182,7 @@ def sweep(
         if dry_run:
             return
         if force:
-            sw.clear_members(plan.members, plan.root)
+            clear_members(plan.members, plan.root)
         sw.write_index(plan, sw.main_argv())
         try:
             if plan.launcher:
