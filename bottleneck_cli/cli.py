@@ -213,9 +213,8 @@ def _print_sweep_summary(plan) -> None:
     for col in ("member", "status", "loss", "test loss", "rank (centered)"):
         table.add_column(col)
     counts: dict[str, int] = {}
-    for m in plan.members:
+    for m, status in zip(plan.members, sw.statuses(plan).values()):
         run = RunDir(plan.root / m.name)
-        status = run.status().get("status", "missing")
         counts[status] = counts.get(status, 0) + 1
         try:
             final = read_json(run.file("summary.json")).get("final", {})

@@ -104,7 +104,7 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
     for g, job in enumerate(jobs):
         for i in job:
             members[i].group = g
-            members[i].status = rd.RunDir(root / members[i].name).status()["status"]
+            members[i].status = rd.effective_status(root / members[i].name)
     check_members(members, root, force)
     if launcher:
         check_launcher(launcher, root / INDEX)
@@ -180,17 +180,19 @@ def run_with_launcher(p: Plan, retry_failed: bool = False) -> None:
 
 
 def statuses(p: Plan) -> dict[str, str]:
-    return {m.name: rd.RunDir(p.root / m.name).status()["status"] for m in p.members}
+    """Each member's status as shown: ``running`` reads ``stale`` once no process
+    holds the member's lock (``rundir.effective_status``)."""
+    return {m.name: rd.effective_status(p.root / m.name) for m in p.members}
 
 
 def unfinished(p: Plan) -> list[str]:
     """The members neither finished nor diverged, as ``name (status: error)``."""
     left = []
-    for m in p.members:
-        st = rd.RunDir(p.root / m.name).status()
-        if st.get("status") not in rd.DONE:
-            error = str(st.get("error") or "").strip().splitlines()
-            left.append(f"{m.name} ({st.get('status')}{': ' + error[0] if error else ''})")
+    for m, status in zip(p.members, statuses(p).values()):
+        if status not in rd.DONE:
+            error = str(rd.RunDir(p.root / m.name).status().get("error") or "")
+            error = error.strip().splitlines()
+            left.append(f"{m.name} ({status}{': ' + error[0] if error else ''})")
     return left
 
 

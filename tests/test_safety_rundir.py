@@ -404,3 +404,29 @@ def test_a_sweep_finds_old_member_folders_done_and_refuses_a_real_difference(in_
     make_old_style(plan.root / "depth=2", depth=4)
     err = one_line_error(invoke("sweep", *SWEEP, "--name", "s", "--dry-run"), "different config")
     assert "depth=2" in err
+
+
+# =========================================================================================
+# a sweep shows a killed member as stale
+# =========================================================================================
+
+
+def test_sweep_plan_and_summary_show_a_killed_member_as_stale(in_tmp, capsys):
+    import typer
+
+    from bottleneck_cli.cli import _print_sweep_summary
+
+    plan = planned_sweep()
+    rd.RunDir(plan.root / "depth=3").set_status("running", step=5, steps=20)  # killed
+    result = invoke("sweep", *SWEEP, "--name", "s", "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = {ln.split()[0]: ln.split()[-1] for ln in result.stdout.splitlines()
+             if ln.strip().startswith("depth=")}
+    assert lines == {"depth=2": "finished", "depth=3": "stale"}
+    with FileLock(str(plan.root / "depth=3" / rd.LOCK)):  # alive: another sweep trains it
+        assert "running" in invoke("sweep", *SWEEP, "--name", "s", "--dry-run").stdout
+    with pytest.raises(typer.Exit):
+        _print_sweep_summary(plan)
+    out, err = capsys.readouterr()
+    assert "stale" in out and "1 finished, 1 stale of 2" in out
+    assert "depth=3 (stale)" in err
