@@ -173,6 +173,7 @@ def sweep(
     with _errors():
         from . import sweep as sw
         from .progress import make_progress
+        from .sweep_members import clear_members
         from .train import Interrupted
 
         dirs = [str(d) for d in config_dir or []]
@@ -181,7 +182,7 @@ def sweep(
         if dry_run:
             return
         if force:
-            sw.clear_members(plan.members, plan.root)
+            clear_members(plan.members, plan.root)
         sw.write_index(plan, sw.main_argv())
         try:
             if plan.launcher:
@@ -212,9 +213,8 @@ def _print_sweep_summary(plan) -> None:
     for col in ("member", "status", "loss", "test loss", "rank (centered)"):
         table.add_column(col)
     counts: dict[str, int] = {}
-    for m in plan.members:
+    for m, status in zip(plan.members, sw.statuses(plan).values()):
         run = RunDir(plan.root / m.name)
-        status = run.status().get("status", "missing")
         counts[status] = counts.get(status, 0) + 1
         try:
             final = read_json(run.file("summary.json")).get("final", {})

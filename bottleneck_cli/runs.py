@@ -3,9 +3,11 @@
 A run folder is created only after the config and the data were validated, so bad
 input never leaves a folder behind. Re-running the same command finds the folder:
 finished runs are skipped, interrupted ones resume, and a folder that holds a
-*different* config is an error unless ``--force``. ``open_run`` changes a run only
-while holding its lock; ``--force`` clears only a folder of the run's own files, and
-names (``check_name``) are single folder names, so a run never lands outside ``out``.
+*different* config is an error unless ``--force`` (``same_config``: a run folder of an
+earlier bncli, whose config had other keys, still counts as the same run). ``open_run``
+changes a run only while holding its lock; ``--force`` clears only a folder of the
+run's own files, and names (``check_name``) are single folder names, so a run never
+lands outside ``out``. ``bncli sweep`` checks and clears its members with these too.
 """
 
 from __future__ import annotations
@@ -62,16 +64,6 @@ def check_name(name: str, what: str = "name") -> str:
     raise ConfigError(f"{what}={shown!r} {problem}")
 
 
-def config_text(cfg) -> str:
-    """The resolved config as YAML, without placement keys (they may differ on re-runs)."""
-    data = OmegaConf.to_container(cfg, resolve=True)
-    for key in _PLACEMENT_KEYS:
-        data.pop(key, None)
-    if isinstance(data.get("model"), dict) and data["model"].get("_target_") is None:
-        data["model"].pop("_target_", None)  # unset: as run folders before it recorded
-    return OmegaConf.to_yaml(OmegaConf.create(data))
-
-
 def check_data(cfg) -> None:
     """Build the dataset once so a bad file or task setting fails before any folder exists."""
     from .tasks import TaskError, make_dataset
@@ -82,20 +74,69 @@ def check_data(cfg) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def _saved_config(run: rd.RunDir) -> str:
-    """``config_text`` of the run's config.yaml; a damaged file is a one-line ConfigError."""
+class DamagedConfig(ConfigError):
+    """A run's config.yaml cannot be read as a config; the message names the file."""
+
+
+def saved_config(path: Path) -> dict | None:
+    """The resolved config.yaml of the run folder at ``path``, None when it has none;
+    a damaged (or empty) file is a one-line ``DamagedConfig``."""
     from omegaconf import DictConfig
 
-    path = run.file(rd.CONFIG)
+    file = Path(path) / rd.CONFIG
+    if not (file.exists() or file.is_symlink()):
+        return None
     try:
-        saved = OmegaConf.create(path.read_text())
-        if not isinstance(saved, DictConfig):
-            raise ValueError("not a mapping")
-        return config_text(saved)
+        saved = OmegaConf.create(file.read_text())
+        if not isinstance(saved, DictConfig) or not saved:
+            raise ValueError("empty" if isinstance(saved, DictConfig) else "not a mapping")
+        return OmegaConf.to_container(saved, resolve=True)
     except Exception as exc:  # noqa: BLE001 - YAML, OmegaConf, decoding and OS errors alike
         line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{path} is damaged ({line}); fix it, or use --force to "
-                          "replace the run") from None
+        raise DamagedConfig(f"{file} is damaged ({line}); fix it, or use --force to "
+                            "replace the run") from None
+
+
+def _is_empty(value) -> bool:
+    return value is None or value == [] or value == {}
+
+
+def _same(saved, new) -> bool:
+    """``same_config``'s rule, applied key by key through nested sections and lists."""
+    if isinstance(saved, dict) and isinstance(new, dict):
+        return all(_same(saved[k], v) if k in saved else _is_empty(v) for k, v in new.items())
+    if isinstance(saved, list) and isinstance(new, list):
+        return len(saved) == len(new) and all(map(_same, saved, new))
+    return saved == new
+
+
+def same_config(saved: dict, cfg) -> bool:
+    """Whether a run folder's saved config (``saved_config``) is a run of ``cfg``, also
+    when an earlier bncli wrote it: keys only in ``saved`` no longer apply and are
+    ignored; keys only in ``cfg`` must hold an empty value (None, [], {}); common keys
+    must be equal. Placement keys (name, out) never count."""
+    new = OmegaConf.to_container(cfg, resolve=True)
+    saved = {k: v for k, v in saved.items() if k not in _PLACEMENT_KEYS}
+    return _same(saved, {k: v for k, v in new.items() if k not in _PLACEMENT_KEYS})
+
+
+def check_config(path: Path, cfg) -> None:
+    """Refuse the folder at ``path`` unless its config.yaml (if any) is a run of ``cfg``:
+    a damaged file (``DamagedConfig``), another config, or a config.yaml in a folder
+    that ``--force`` may not replace (not a run of bncli's) is a one-line ConfigError."""
+    try:
+        saved = saved_config(path)
+    except DamagedConfig:
+        if runfiles.is_replaceable(path):
+            raise
+        saved = {}  # unreadable, in a folder bncli did not make: someone else's file
+    if saved is None or same_config(saved, cfg):
+        return
+    if not runfiles.is_replaceable(path):
+        raise ConfigError(f"{path} holds a config.yaml of another run or program; "
+                          "choose another name= or out=")
+    raise ConfigError(f"{path} holds a run with a different config; use --force to replace "
+                      "it or name=<other> for a new run")
 
 
 def _shown(entries: list[str]) -> str:
@@ -151,13 +192,7 @@ def prepare(path: Path, cfg, overrides: list[str]) -> Member | None:
     check_folder(path)
     run = rd.RunDir(path)
     if run.file(rd.CONFIG).exists():
-        if _saved_config(run) != config_text(cfg):
-            if not runfiles.is_replaceable(path):
-                raise ConfigError(f"{path} holds a config.yaml of another run or program; "
-                                  "choose another name= or out=")
-            raise ConfigError(
-                f"{path} holds a run with a different config; use --force to replace it "
-                f"or name=<other> for a new run")
+        check_config(path, cfg)
         if run.is_done():
             return None
         return Member(run=run, cfg=cfg)
@@ -172,7 +207,7 @@ def prepare(path: Path, cfg, overrides: list[str]) -> Member | None:
     return Member(run=run, cfg=cfg)
 
 
-def _lock(path: Path, force: bool):
+def lock_run(path: Path, force: bool = False):
     """The run's lock, taken without waiting; a busy run is a one-line ConfigError."""
     from filelock import FileLock, Timeout
 
@@ -202,7 +237,7 @@ def open_run(path: Path, cfg, overrides: list[str], force: bool = False):
     had_lock = (path / rd.LOCK).exists()
     created = _make_folder(path)
     try:
-        lock = _lock(path, force)
+        lock = lock_run(path, force)
     except ConfigError:
         remove_folders(created)
         raise

@@ -20,15 +20,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from . import rundir as rd
 from .config import ConfigError, load, program_key
-from .runs import _key, check_data, config_text, run_name
-from .sweep_grid import BATCHABLE, PlannedMember, expand, member_config, sweep_name, swept_keys
-from .sweep_members import check_folders, clear_members, run_members
+from .runs import _key, check_data, check_name, run_name
+from .sweep_grid import PlannedMember, expand, member_config, sweep_name, swept_keys
+from .sweep_members import check_members, run_members
 
 INDEX = "sweep.json"
 LAUNCHER_PREFIXES = ("hydra/launcher", "hydra.launcher", "+hydra/launcher")
-_NAME_MAX_BYTES = 255  # the longest file name most file systems take
 
 
 @dataclass
@@ -43,23 +44,6 @@ class Plan:
 
 
 # ---------------------------------------------------------------- planning
-def _check_name(name: str) -> str:
-    """``name`` if it is one plain folder name (the sweep folder lands directly inside
-    ``out``); otherwise a one-line ConfigError."""
-    if not name.strip():
-        problem = "is empty"
-    elif "/" in name or os.sep in name or "\0" in name:
-        problem = "must be a single folder name, without '/'"
-    elif name in (".", ".."):
-        problem = "must not be '.' or '..'"
-    elif len(os.fsencode(name)) > _NAME_MAX_BYTES:
-        problem = f"is longer than {_NAME_MAX_BYTES} bytes"
-    else:
-        return name
-    shown = name if len(name) <= 60 else name[:57] + "..."
-    raise ConfigError(f"sweep name {shown!r} {problem}")
-
-
 def _check_root(root: Path) -> None:
     """The sweep folder, or the nearest of its parents that exists, must be a folder."""
     existing = next(p for p in (root, *root.parents) if p.exists() or p.is_symlink())
@@ -86,7 +70,10 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
     axes = sweep_axes | {_key(o) for o in preset_axes}
     common = [o for o in grid if _key(o) not in axes]
     # Absolute, so launcher jobs (other processes, other nodes) find it from any folder.
-    folder = _check_name(name if name is not None else base.name or sweep_name(args))
+    if name is not None:
+        folder = check_name(name, "--name")
+    else:
+        folder = check_name(base.name or sweep_name(args), "name")
     root = (Path(out or base.out) / folder).resolve()
     _check_root(root)
 
@@ -103,7 +90,7 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
         raise ConfigError("two sweep members would share a folder name; give distinct values")
     checked = set()
     for m in members:
-        key = (config_text(m.cfg.task), m.cfg.seed)
+        key = (OmegaConf.to_yaml(m.cfg.task, resolve=True), m.cfg.seed)
         if key not in checked:
             check_data(m.cfg)
             checked.add(key)
@@ -117,8 +104,8 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
     for g, job in enumerate(jobs):
         for i in job:
             members[i].group = g
-            members[i].status = rd.RunDir(root / members[i].name).status()["status"]
-    check_folders(members, root, force)
+            members[i].status = rd.effective_status(root / members[i].name)
+    check_members(members, root, force)
     if launcher:
         check_launcher(launcher, root / INDEX)
     return Plan(root.name, root, common, members, jobs, launcher,
@@ -193,17 +180,19 @@ def run_with_launcher(p: Plan, retry_failed: bool = False) -> None:
 
 
 def statuses(p: Plan) -> dict[str, str]:
-    return {m.name: rd.RunDir(p.root / m.name).status()["status"] for m in p.members}
+    """Each member's status as shown: ``running`` reads ``stale`` once no process
+    holds the member's lock (``rundir.effective_status``)."""
+    return {m.name: rd.effective_status(p.root / m.name) for m in p.members}
 
 
 def unfinished(p: Plan) -> list[str]:
     """The members neither finished nor diverged, as ``name (status: error)``."""
     left = []
-    for m in p.members:
-        st = rd.RunDir(p.root / m.name).status()
-        if st.get("status") not in rd.DONE:
-            error = str(st.get("error") or "").strip().splitlines()
-            left.append(f"{m.name} ({st.get('status')}{': ' + error[0] if error else ''})")
+    for m, status in zip(p.members, statuses(p).values()):
+        if status not in rd.DONE:
+            error = str(rd.RunDir(p.root / m.name).status().get("error") or "")
+            error = error.strip().splitlines()
+            left.append(f"{m.name} ({status}{': ' + error[0] if error else ''})")
     return left
 
 

@@ -5,7 +5,8 @@ Every member is trained only while this process holds ``<member>/.lock``, and it
 status is read again under the lock, so concurrent sweeps into one folder train each
 member once, and a sweep that waited for another one trains what that one left
 unfinished (it was killed). A member that cannot be opened (a damaged ``config.yaml``)
-fails alone; the others still train.
+fails alone; the others still train. Member folders are checked and cleared by the
+same functions as ``bncli train``'s run folder (``runs``, ``runfiles``).
 """
 
 from __future__ import annotations
@@ -14,24 +15,15 @@ import sys
 from pathlib import Path
 
 from . import rundir as rd
+from . import runfiles
 from .config import ConfigError
-from .runs import config_text, prepare
-
-LOCK = ".lock"
-# What bncli writes into a run folder: all --force deletes. Anything else is the user's.
-RUN_FILES = (rd.CONFIG, rd.OVERRIDES, rd.METRICS, rd.SPECTRA, rd.CHECKPOINT, rd.PARAMS,
-             rd.SUMMARY, rd.STATUS)
-
-
-def _is_temp(name: str) -> bool:
-    """A temporary file of an atomic write (``.<file>.<random>.tmp``), left by a kill."""
-    return name.startswith(".") and name.endswith(".tmp")
+from .runs import DamagedConfig, check_config, check_folder, lock_run, prepare
 
 
 def _lock(path: Path):
     from filelock import FileLock
 
-    return FileLock(str(path / LOCK))
+    return FileLock(str(path / rd.LOCK))
 
 
 def _warn(text: str) -> None:
@@ -39,83 +31,38 @@ def _warn(text: str) -> None:
 
 
 # ---------------------------------------------------------------- before writing
-def saved_config(path: Path) -> str | None:
-    """``config_text`` of the member's config.yaml (None when it has none); a damaged
-    file is a ValueError that names it."""
-    from omegaconf import DictConfig, OmegaConf
-
-    file = Path(path) / rd.CONFIG
-    if not (file.exists() or file.is_symlink()):
-        return None
-    try:
-        saved = OmegaConf.create(file.read_text())
-        if not isinstance(saved, DictConfig) or not saved:
-            raise ValueError("empty" if isinstance(saved, DictConfig) else "not a mapping")
-        return config_text(saved)
-    except Exception as exc:  # noqa: BLE001 - YAML, OmegaConf, decoding and OS errors alike
-        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"{file} is damaged ({line})") from None
-
-
-def check_folders(members, root: Path, force: bool = False) -> None:
-    """Refuse, before anything is written, a member path that is not a folder, a member
-    that holds a run of another config (without ``force``), or, with ``force``, a member
-    folder that is a link or holds files bncli did not write."""
+def check_members(members, root: Path, force: bool = False) -> None:
+    """Refuse, before anything is written, what ``bncli train`` refuses for each member
+    folder (``runs.check_folder``; without ``force`` also ``runs.check_config``), except
+    a damaged config.yaml: that member fails alone when its turn comes."""
     for m in members:
         path = root / m.name
-        if (path.exists() or path.is_symlink()) and not path.is_dir():
-            raise ConfigError(f"{path} exists and is not a folder")
-        if not path.is_dir():
-            continue
-        if force:
-            foreign = [p.name for p in path.iterdir()
-                       if p.name not in RUN_FILES + (LOCK,) and not _is_temp(p.name)]
-            if path.is_symlink() or foreign:
-                what = "is a link" if path.is_symlink() else f"holds {', '.join(foreign[:3])}"
-                raise ConfigError(f"{path} {what}; --force replaces only bncli run folders")
+        check_folder(path, force)
+        if force or not path.is_dir():
             continue
         try:
-            old = saved_config(path)
-        except ValueError:
-            continue  # a damaged member fails alone when its turn comes
-        if old is not None and old != config_text(m.cfg):
-            raise ConfigError(f"{path} holds a run with a different config; use --force to "
-                              "retrain the sweep's members or --name <other> for a new sweep")
+            check_config(path, m.cfg)
+        except DamagedConfig:
+            pass
 
 
 def clear_members(members, root: Path) -> None:
     """``--force``: delete bncli's files in every existing member folder, holding all
-    their locks; a member another process is training is a ConfigError (nothing deleted)."""
-    from filelock import Timeout
-
+    their locks and checking each folder again under its lock; a member another
+    process is training, or one that now holds other files, is a ConfigError and
+    nothing is deleted."""
     paths = [root / m.name for m in members if (root / m.name).is_dir()]
     locks = []
     try:
         for path in paths:
-            lock = _lock(path)
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                raise ConfigError(f"{path} is being trained by another process; --force "
-                                  "cannot replace a run while it trains") from None
-            locks.append(lock)
+            locks.append(lock_run(path, force=True))
         for path in paths:
-            _clear_run(path)
+            check_folder(path, force=True)
+        for path in paths:
+            runfiles.clear_run(path)
     finally:
         for lock in locks:
             lock.release()
-
-
-def _clear_run(path: Path) -> None:
-    """Delete the files bncli wrote in one run folder (its lock stays)."""
-    for entry in path.iterdir():
-        if entry.name == rd.SPECTRA and entry.is_dir():
-            for f in entry.iterdir():
-                if f.suffix == ".npz" or _is_temp(f.name):
-                    f.unlink()
-            entry.rmdir()
-        elif entry.name in RUN_FILES or _is_temp(entry.name):
-            entry.unlink()
 
 
 # ---------------------------------------------------------------- training
@@ -147,7 +94,7 @@ def _run_lockable(members, root, result, progress, retry_failed, wait) -> list:
                 if not (wait and i == 0):
                     busy.append(m)
                     continue
-                _warn(f"{m.name}: waiting for the process that holds {root / m.name / LOCK}")
+                _warn(f"{m.name}: waiting for the process that holds {root / m.name / rd.LOCK}")
                 lock.acquire()
             locks.append(lock)
             member = _open(m, root, result, retry_failed)
@@ -165,9 +112,8 @@ def _open(m, root: Path, result: dict, retry_failed: bool):
     ``result`` (done, failed, or not openable: a damaged config.yaml fails it)."""
     run = rd.RunDir(root / m.name)
     try:
-        saved_config(run.path)
         member = prepare(run.path, m.cfg, m.overrides)
-    except ValueError as exc:  # damaged config.yaml: this member fails, the others go on
+    except DamagedConfig as exc:  # this member fails, the others go on
         run.set_status("failed", error=str(exc))
         _warn(f"{m.name}: failed: {exc}")
         result[m.name] = "failed"

@@ -314,3 +314,119 @@ def test_damaged_metrics_on_resume_is_one_line(in_tmp):
     member.run.file(rd.METRICS).write_text('{"step": 0}\nnot json\n{"step": 1}\n')
     one_line_error(invoke("train", *ov), "metrics.jsonl: line 2")
     train_ok("name=r", "--force")
+
+
+# =========================================================================================
+# run folders of earlier bncli versions: their config.yaml had other keys
+# =========================================================================================
+
+# Task keys that an earlier bncli recorded for every task family (kept where they still
+# exist), and one that no version has any more.
+OLD_TASK_KEYS = {"inputs": "gaussian", "path": None, "n_classes": 10, "singular_values": None,
+                 "teacher_depth": 3, "retired_option": 7}
+
+
+def make_old_style(folder: Path, **changes) -> None:
+    """Rewrite a run's config.yaml as an earlier bncli wrote it: more task keys, no
+    ``model._target_`` and no ``optim.stages``; ``changes`` set top-level keys."""
+    import yaml
+
+    data = yaml.safe_load((folder / rd.CONFIG).read_text())
+    data["model"].pop("_target_", None)
+    data["optim"].pop("stages", None)
+    for key, value in OLD_TASK_KEYS.items():
+        data["task"].setdefault(key, value)
+    data.update(changes)
+    (folder / rd.CONFIG).write_text(yaml.safe_dump(data, sort_keys=False))
+    text = (folder / rd.CONFIG).read_text()
+    assert "_target_" not in text and "stages" not in text and "retired_option" in text
+
+
+def test_same_config_ignores_retired_keys_and_accepts_new_empty_ones():
+    from omegaconf import OmegaConf
+
+    from bottleneck_cli.runs import same_config
+
+    cfg = load(TINY)
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    assert same_config(saved, cfg)
+    saved["model"].pop("_target_")
+    saved["optim"].pop("stages")
+    saved["task"].update(OLD_TASK_KEYS)
+    saved.update(name="elsewhere", out="/other")
+    assert same_config(saved, cfg)
+    assert not same_config({**saved, "depth": 3}, cfg)
+    assert not same_config({**saved, "task": {**saved["task"], "n_train": 9}}, cfg)
+    assert not same_config({k: v for k, v in saved.items() if k != "lam"}, cfg)  # not empty
+    stages = OmegaConf.merge(cfg, {"optim": {"stages": [{"steps": 5}]}})
+    assert not same_config(saved, stages)  # a new key set to something is a difference
+
+
+def test_an_old_run_folder_is_skipped_or_resumed_and_a_real_difference_refused(in_tmp):
+    train_ok("name=done")
+    make_old_style(in_tmp / "runs" / "done")
+    assert "nothing to do" in train_ok("name=done").stdout
+
+    ov = [*TINY, "name=r"]
+    member, arrays = interrupted_at(in_tmp / "runs" / "r", 4, ov)
+    rd.write_npz(member.run.file(rd.CHECKPOINT), arrays)
+    make_old_style(member.run.path)
+    assert "resuming at step 4" in train_ok("name=r").stdout
+    assert rd.RunDir(member.run.path).status()["status"] == "finished"
+
+    make_old_style(in_tmp / "runs" / "done", depth=3)
+    before = snapshot(in_tmp / "runs" / "done")
+    one_line_error(invoke("train", *TINY, "name=done"), "different config")
+    assert snapshot(in_tmp / "runs" / "done") == before
+
+
+SWEEP = ["steps=20", "width=4", "depth=2,3", "task.n_train=8", "task.n_test=8"]
+
+
+def planned_sweep(status: str = "finished"):
+    """A sweep whose members' folders exist with ``status`` (nothing trained)."""
+    from bottleneck_cli import sweep as sw
+
+    plan = sw.plan(SWEEP, name="s")
+    for m in plan.members:
+        prepare(plan.root / m.name, m.cfg, m.overrides).run.set_status(status, step=20,
+                                                                       steps=20)
+    return plan
+
+
+def test_a_sweep_finds_old_member_folders_done_and_refuses_a_real_difference(in_tmp):
+    plan = planned_sweep()
+    for m in plan.members:
+        make_old_style(plan.root / m.name)
+    result = invoke("sweep", *SWEEP, "--name", "s", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "(2 already done)" in result.stdout
+    make_old_style(plan.root / "depth=2", depth=4)
+    err = one_line_error(invoke("sweep", *SWEEP, "--name", "s", "--dry-run"), "different config")
+    assert "depth=2" in err
+
+
+# =========================================================================================
+# a sweep shows a killed member as stale
+# =========================================================================================
+
+
+def test_sweep_plan_and_summary_show_a_killed_member_as_stale(in_tmp, capsys):
+    import typer
+
+    from bottleneck_cli.cli import _print_sweep_summary
+
+    plan = planned_sweep()
+    rd.RunDir(plan.root / "depth=3").set_status("running", step=5, steps=20)  # killed
+    result = invoke("sweep", *SWEEP, "--name", "s", "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = {ln.split()[0]: ln.split()[-1] for ln in result.stdout.splitlines()
+             if ln.strip().startswith("depth=")}
+    assert lines == {"depth=2": "finished", "depth=3": "stale"}
+    with FileLock(str(plan.root / "depth=3" / rd.LOCK)):  # alive: another sweep trains it
+        assert "running" in invoke("sweep", *SWEEP, "--name", "s", "--dry-run").stdout
+    with pytest.raises(typer.Exit):
+        _print_sweep_summary(plan)
+    out, err = capsys.readouterr()
+    assert "stale" in out and "1 finished, 1 stale of 2" in out
+    assert "depth=3 (stale)" in err
