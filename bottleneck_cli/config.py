@@ -121,6 +121,9 @@ class StageConfig:
     schedule: Optional[str] = None  # lr schedule over this stage: constant | cosine | step
     lr_scale: float = 1.0  # this stage's lr = lr * lr_scale (lbfgs: the line search's scale)
     lam_scale: float = 1.0  # this stage's ridge = lam * lam_scale
+    # ridge continuation: the ridge starts at lam * lam_start_scale and moves geometrically
+    # to lam * lam_scale, reached exactly at the stage's last step (null: constant)
+    lam_start_scale: Optional[float] = None
 
 
 @dataclass
@@ -157,6 +160,22 @@ class MetricsConfig:
 
 
 @dataclass
+class TrainConfig:
+    until: str = "steps"  # steps | converged (stop a member once converged; steps is the cap)
+
+
+@dataclass
+class ConvergenceConfig:
+    """Tolerances of the ``converged`` verdict (convergence.py, docs/metrics.md)."""
+
+    grad_tol: float = 1e-3  # ||grad of the objective|| / ||theta||
+    change_tol: float = 1e-3  # relative change of the objective and of ||theta||^2 ...
+    window: int = 500  # ... over this many trailing steps
+    balance_tol: float = 0.05  # max/min layer norm - 1 (homogeneous nets, bias not in ridge)
+    patience: int = 2  # consecutive records below every tolerance
+
+
+@dataclass
 class CheckpointConfig:
     every: int = 1000  # steps between checkpoints (also taken at every metric step past it)
 
@@ -187,6 +206,8 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    convergence: ConvergenceConfig = field(default_factory=ConvergenceConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     description: str = ""  # free text, used by experiment presets
 
@@ -203,7 +224,7 @@ BOOKKEEPING_KEYS = ("name", "out", "description", "log_every_s", "metrics", "che
 # run's name and place). Members that differ only here train together in one program;
 # sweep grouping and the program cache both use ``program_key``.
 PROGRAM_FREE = ("seed", "lam", "lr", "model.init_scale", "task.noise", "task.data_seed",
-                "task.singular_values", "name", "out", "description")
+                "task.singular_values", "name", "out", "description", "train", "convergence")
 
 
 def program_key(cfg) -> str:

@@ -31,6 +31,7 @@ class Stage:
     schedule: str  # constant | cosine | step
     lr_scale: float
     lam_scale: float
+    lam_start_scale: float | None = None  # ridge continuation (geometric), see stage_lam
 
     @property
     def steps(self) -> int:
@@ -48,7 +49,8 @@ def stages(cfg) -> list[Stage]:
         end = cfg.steps if length is None else start + int(length)
         out.append(Stage(i, start, end, spec.get("name") or o.name,
                          spec.get("schedule") or o.schedule,
-                         float(spec.get("lr_scale", 1.0)), float(spec.get("lam_scale", 1.0))))
+                         float(spec.get("lr_scale", 1.0)), float(spec.get("lam_scale", 1.0)),
+                         spec.get("lam_start_scale")))
         start = end
     return out
 
@@ -107,5 +109,13 @@ def stage_lr(optim_cfg, stage: Stage, base_lr, step):
 
 
 def stage_lam(optim_cfg, stage: Stage, base_lam, step):
-    """The ridge strength at ``step`` inside ``stage``."""
-    return base_lam * stage.lam_scale * lam_factor(optim_cfg, step)
+    """The ridge strength at ``step`` inside ``stage``. With ridge continuation the scale
+    is lam_start^(1-t) lam_end^t, t = (step - start) / (steps - 1): the minimiser path is
+    followed from a larger ridge, and the last step of the stage is at the target."""
+    scale = stage.lam_scale
+    if stage.lam_start_scale is not None:
+        t = jnp.clip((step - stage.start) / max(stage.steps - 1, 1), 0.0, 1.0)
+        a = math.log(stage.lam_start_scale) if stage.lam_start_scale > 0 else -80.0
+        b = math.log(stage.lam_scale) if stage.lam_scale > 0 else -80.0
+        scale = jnp.exp((1.0 - t) * a + t * b)
+    return base_lam * scale * lam_factor(optim_cfg, step)

@@ -65,6 +65,22 @@ def make_chunk(cfg, model, tx, stage, info):
     return chunk
 
 
+def _norm(tree):
+    return jnp.sqrt(sum(jnp.sum(jnp.square(v)) for v in jax.tree_util.tree_leaves(tree)))
+
+
+def gradient_norms(model, params, grads) -> dict:
+    """``grad/norm`` = ||∇ objective|| (full batch), ``grad/rel`` = that / ||θ||, and per
+    weight ``grad/Wxx`` = ||∇_{W_l}|| / ||W_l|| (convergence.py)."""
+    g, p = _norm(grads), _norm(params)
+    out = {"grad/norm": g, "grad/rel": g / jnp.where(p > 0, p, 1.0)}
+    weights = model.weights(params)
+    for name, gw in model.weights(grads).items():
+        w = _norm(weights[name])
+        out[f"grad/{name}"] = _norm(gw) / jnp.where(w > 0, w, 1.0)
+    return out
+
+
 def make_evaluate(cfg, model, stage, info):
     """``evaluate(state, params0, hyper, data)``: losses and raw spectra of every member
     (``params0``: the initial parameters, for the distance from initialisation), packed
@@ -80,9 +96,11 @@ def make_evaluate(cfg, model, stage, info):
 
     def member_eval(params, params0, hyper, x, y, xt, yt, step):
         lam = stage_lam(cfg.optim, stage, hyper["lam"], step)
-        total, (fit, ridge) = objective(model, params, x, y, lam, info.loss, include_bias)
+        loss = lambda p: objective(model, p, x, y, lam, info.loss, include_bias)  # noqa: E731
+        (total, (fit, ridge)), grads = jax.value_and_grad(loss, has_aux=True)(params)
         out = {"loss/train": total, "loss/fit": fit, "loss/ridge": ridge, "lam": lam,
-               "lr": stage_lr(cfg.optim, stage, hyper["lr"], step)}
+               "lr": stage_lr(cfg.optim, stage, hyper["lr"], step),
+               **gradient_norms(model, params, grads)}
         if info.n_test > 0:
             out["loss/test"] = fit_term(apply_fn(params, xt), yt, info.loss)
         if info.classification:

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import rundir as rd
 from .cohort import Batch, Cohort, forget_programs  # noqa: F401  (re-exported)
+from .convergence import Tracker, balance_identity, verdict
 from .optim import stages
 from .resume import load_start
 from .stopflag import StopFlag
@@ -80,13 +81,15 @@ def _finish(batch: Batch, host_state, i: int, status: str, steps_done: int) -> N
     params = {k: v[i] for k, v in host_state["params"].items()}
     if status == "finished":
         rd.write_npz(run.file(rd.PARAMS), params)
+    final = _final_record(run)
     summary = {
         "status": status,
         "steps": member.cfg.steps,
         "steps_done": steps_done,
         "diverged_step": div_step if div_step >= 0 else None,
         "wall_time": float(batch.elapsed[i]),
-        "final": _final_record(run),
+        "final": final,
+        "convergence": verdict(member.cfg.convergence, final),
     }
     rd.write_json(run.file(rd.SUMMARY), summary)
     if run.file(rd.CHECKPOINT).exists():
@@ -113,6 +116,10 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
     marks = set(metric_steps(cfg))
     n = len(members)
     statuses = ["running"] * n
+    batch.trackers = [Tracker(m.cfg.convergence, balance_identity(batch.model, m.cfg))
+                      for m in members]
+    for m, tracker in zip(members, batch.trackers):
+        tracker.replay(m.run.read_metrics())
     for m in members:
         m.run.set_status("running", step=start, steps=cfg.steps)
     if progress is not None:
@@ -130,6 +137,7 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
             newly_dead = [i for i in range(n) if statuses[i] == "running" and not alive[i]]
             if b in marks:
                 _record(batch, b, statuses, skip=newly_dead)
+                _stop_converged(batch, b, statuses)
             if progress is not None:
                 progress.update(b, statuses)
             if newly_dead or b % cfg.checkpoint.every == 0 or stop:
@@ -162,13 +170,34 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
     return statuses
 
 
+def _stop_converged(batch: Batch, step: int, statuses: list[str]) -> None:
+    """Finish the members with ``train.until=converged`` whose verdict is in (at ``step``);
+    their state is frozen in the cohort like a diverged member's, the others train on."""
+    import jax
+
+    done = [i for i, m in enumerate(batch.members) if statuses[i] == "running"
+            and m.cfg.train.until == "converged" and batch.trackers[i].streak
+            >= m.cfg.convergence.patience and step < m.cfg.steps]
+    if not done:
+        return
+    host = jax.device_get(batch.state)
+    alive = np.asarray(host["alive"]).copy()
+    for i in done:
+        statuses[i] = "finished"
+        alive[i] = False
+        _finish(batch, host, i, "finished", step)
+    batch.state["alive"] = jax.numpy.asarray(alive)
+
+
 def _record(batch: Batch, step: int, statuses: list[str], skip=()) -> None:
-    """Evaluate and append one metrics record (and spectra) per running member."""
+    """Evaluate and append one metrics record (and spectra) per running member, with its
+    convergence diagnostics (convergence.py)."""
     for i, (record, arrays) in enumerate(batch.evaluate()):
         if statuses[i] != "running" or i in skip:
             continue
         if not np.isfinite(record["loss/train"]):
             continue  # diverging: the trainer marks it at its next look at the state
+        record.update(batch.trackers[i].update(step, record))
         run = batch.members[i].run
         run.write_spectra(step, arrays)
         run.append_metrics([{"step": step, "time": round(float(batch.elapsed[i]), 4), **record}])

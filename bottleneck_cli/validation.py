@@ -40,6 +40,7 @@ CHOICES = {
     "optim.schedule": ("constant", "cosine", "step"),
     "optim.lam_schedule": ("constant", "anneal"),
     "dtype": ("float32", "float64"),
+    "train.until": ("steps", "converged"),
 }
 
 
@@ -90,6 +91,11 @@ RANGES = [
     ("checkpoint.every", *_between(1, MAX_STEPS)),
     ("sweep.max_members", *_between(1, 10_000)),
     ("sweep.cpu_threads", *_between(0, 1024)),
+    ("convergence.grad_tol", lambda v: v > 0, "must be > 0"),
+    ("convergence.change_tol", lambda v: v > 0, "must be > 0"),
+    ("convergence.balance_tol", lambda v: v > 0, "must be > 0"),
+    ("convergence.window", *_between(1, MAX_STEPS)),
+    ("convergence.patience", *_between(1, MAX_RECORDS)),
 ]
 
 
@@ -193,6 +199,10 @@ def _check_stages(cfg) -> None:
                               f"{list(CHOICES['optim.schedule'])}")
         if spec.lr_scale <= 0 or spec.lam_scale < 0:
             raise ConfigError(f"{where}: lr_scale must be > 0 and lam_scale >= 0")
+        if spec.get("lam_start_scale") is not None and not (
+                spec.lam_start_scale > 0 and spec.lam_scale > 0):
+            raise ConfigError(f"{where}: a ridge continuation needs lam_start_scale > 0 and "
+                              "lam_scale > 0 (it moves geometrically between them)")
         if spec.steps is None:
             if i != len(specs) - 1:
                 raise ConfigError(f"{where}.steps is required (only the last stage may omit it)")
