@@ -210,7 +210,7 @@ def _print_sweep_summary(plan) -> None:
     from .rundir import RunDir, read_json
 
     table = Table(title=f"sweep {plan.name}")
-    for col in ("member", "status", "loss", "test loss", "rank (centered)"):
+    for col in ("member", "status", "loss", "test loss", "rank (centered)", "converged"):
         table.add_column(col)
     counts: dict[str, int] = {}
     for m, status in zip(plan.members, sw.statuses(plan).values()):
@@ -221,7 +221,9 @@ def _print_sweep_summary(plan) -> None:
         except (OSError, ValueError):
             final = {}
         fmt = lambda k: "" if final.get(k) is None else f"{final[k]:.4g}"  # noqa: E731
-        table.add_row(m.name, status, fmt("loss/train"), fmt("loss/test"), fmt("bottleneck/rank_c"))
+        verdict = {1.0: "yes", 0.0: "no"}.get(final.get("converged"), "")
+        table.add_row(m.name, status, fmt("loss/train"), fmt("loss/test"),
+                      fmt("bottleneck/rank_c"), verdict)
     console = Console(width=max(100, Console().width))
     if len(plan.members) <= 40:
         console.print(table)
@@ -247,6 +249,9 @@ def report(
         None, "--metric", help="Final metric shown in the phase diagram (default: loss/test, "
         "else loss/train)."),
     per_run_max: int = typer.Option(12, "--per-run-max", help="At most this many runs get per-run figures (0: none)."),
+    include_unconverged: bool = typer.Option(
+        False, "--include-unconverged", help="Let runs whose convergence verdict is 'no' "
+        "into the depth fit (left out by default)."),
 ):
     """Tables, bottleneck figures and one self-contained report.html from run folders."""
     with _errors():
@@ -262,7 +267,7 @@ def report(
 
                 raise ConfigError(f"--grid needs two comma-separated keys, got {grid!r}")
         result = build_report(list(paths), out=out, grid=grid_keys, metric=metric,
-                              per_run_max=per_run_max)
+                              per_run_max=per_run_max, include_unconverged=include_unconverged)
         print_summary(result, Console())
 
 

@@ -145,3 +145,24 @@ def test_resumed_run_reaches_its_verdict_at_the_same_step(in_tmp):
     assert invoke("train", *overrides).exit_code == 0
     assert summary(run.path)["convergence"] == whole["convergence"]
     assert summary(run.path)["steps_done"] == whole["steps_done"]
+
+
+def test_depth_fit_leaves_out_unconverged_runs_unless_asked(in_tmp):
+    import pandas as pd
+    from report_fixtures import depth_sweep
+
+    paths = depth_sweep(in_tmp / "sw", depths=(4, 8, 16, 32), seeds=(0,))
+    for i, p in enumerate(paths):  # the deepest run has not converged
+        run = rd.RunDir(p)
+        summary_ = rd.read_json(run.file(rd.SUMMARY))
+        summary_["final"]["converged"] = 0.0 if i == len(paths) - 1 else 1.0
+        rd.write_json(run.file(rd.SUMMARY), summary_)
+    assert invoke("report", str(in_tmp / "sw"), "--out", "a").exit_code == 0
+    assert invoke("report", str(in_tmp / "sw"), "--out", "b",
+                  "--include-unconverged").exit_code == 0
+    fit_a = pd.read_csv(in_tmp / "a" / "depth_fit.csv").iloc[0]
+    fit_b = pd.read_csv(in_tmp / "b" / "depth_fit.csv").iloc[0]
+    assert (fit_a["n_runs"], fit_a["unconverged_left_out"]) == (3, 1)
+    assert (fit_b["n_runs"], fit_b["unconverged_left_out"]) == (4, 0)
+    table = pd.read_csv(in_tmp / "a" / "summary.csv")
+    assert sorted(table["converged"].tolist()) == [0.0, 1.0, 1.0, 1.0]

@@ -55,10 +55,13 @@ class ReportResult:
 def build_report(paths: Sequence[Path], out: Path | None = None,
                  grid: tuple[str, str] | None = None, metric: str | None = None,
                  per_run_max: int = 12, formats: Sequence[str] = ("png", "pdf"),
-                 workers: int | None = None) -> ReportResult:
+                 workers: int | None = None, include_unconverged: bool = False
+                 ) -> ReportResult:
     """Read the runs under ``paths`` and write tables, figures and report.html to ``out``
     (default ``<first path>/report``, or ``./report-<name>`` where that cannot be written).
-    ``metric`` (default: test loss, else training loss) colours the phase diagram. Raises
+    ``metric`` (default: test loss, else training loss) colours the phase diagram. The
+    depth fit leaves out runs whose convergence verdict is "no" unless
+    ``include_unconverged``. Raises
     ReportError for bad input paths or options, and for an ``out`` holding files that are
     not a bncli report's (``out``).
 
@@ -89,7 +92,8 @@ def build_report(paths: Sequence[Path], out: Path | None = None,
         runs = _load(list(zip(dirs, run_names(dirs))), workers, formats)
         pool = forked_pool(workers) if workers > 1 else None
         try:
-            result = _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0)
+            result = _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0,
+                            include_unconverged)
         finally:
             if pool is not None:
                 pool.terminate()
@@ -113,7 +117,8 @@ def _load(items: list[tuple[Path, str]], workers: int, formats: Sequence[str]) -
         return [r for chunk in pending.get() for r in chunk]
 
 
-def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> ReportResult:
+def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0,
+           include_unconverged=False) -> ReportResult:
     cfg = config_frame(runs)
     swept = swept_keys(cfg)
     ignored = [k for k in varying(cfg) if bookkeeping(k)]
@@ -143,7 +148,7 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0) -> Re
 
     submit(run_figs, formats if len(runs) <= per_run_max else ("png",))
     by_setting = by_setting_table(summary, swept)
-    fits, fit_points = depth_fit_table(info, finals, cfg, swept)
+    fits, fit_points = depth_fit_table(info, finals, cfg, swept, include_unconverged)
     long = long_table(runs)
     problems = [f"{r.name}: {p}" for r in runs for p in r.problems]
     figs, skipped_agg = plan(replace(ctx, long=long, fits=fits, fit_points=fit_points,

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 FIT_COLUMNS = ["n_runs", "n_seeds", "n_depths", "depths", "R0_estimate", "R0_err",
-               "R1_estimate", "R1_err", "method", "caveat"]
+               "R1_estimate", "R1_err", "method", "caveat", "unconverged_left_out"]
 MIN_DEPTHS = 3  # a line through fewer depths fits exactly or nearly: no check of the law
 
 
@@ -35,8 +35,17 @@ def ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
     return float(coef[0]), float(err[0]), float(coef[1]), float(err[1])
 
 
+def converged_mask(finals: pd.DataFrame) -> pd.Series:
+    """False for runs whose verdict says not converged; True for converged runs and for
+    runs that recorded no verdict (earlier bncli versions)."""
+    if "converged" not in finals:
+        return pd.Series(True, index=finals.index)
+    return pd.to_numeric(finals["converged"], errors="coerce").fillna(1.0) > 0
+
+
 def depth_fit_table(info: pd.DataFrame, finals: pd.DataFrame, cfg: pd.DataFrame,
-                    swept: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    swept: list[str], include_unconverged: bool = False
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit ||θ||² = R0·L + R1 per setting (swept minus depth and seed).
 
     ``info``: ``run_info`` plus ``order`` (the run's row in the summary table). Per seed
@@ -49,6 +58,13 @@ def depth_fit_table(info: pd.DataFrame, finals: pd.DataFrame, cfg: pd.DataFrame,
     df["norm"] = pd.to_numeric(finals["norm/total"], errors="coerce") if "norm/total" in finals \
         else np.nan
     df = df[df["finished"] & np.isfinite(df["norm"]) & np.isfinite(df["depth"])]
+    # the theory is about minimisers: runs whose verdict says "not converged" are left
+    # out unless asked for (--include-unconverged), and counted per setting
+    unconverged = ~converged_mask(finals.loc[df.index]) if len(df) else pd.Series(dtype=bool)
+    left_out = df[unconverged].groupby("others").size() if not include_unconverged \
+        else pd.Series(dtype=int)
+    if not include_unconverged and len(df):
+        df = df[~unconverged]
     df = df.loc[info.loc[df.index, "order"].sort_values(kind="stable").index]  # table order
     others = [k for k in swept if k not in ("depth", "seed")]
     rows, points = [], []
@@ -71,7 +87,8 @@ def depth_fit_table(info: pd.DataFrame, finals: pd.DataFrame, cfg: pd.DataFrame,
         depths = sorted(g["depth"].unique())
         row.update(zip(FIT_COLUMNS, [
             len(g), g["seed"].nunique(), len(depths), ",".join(f"{d:g}" for d in depths),
-            slope, slope_err, intercept, intercept_err, method, caveat(len(depths))]))
+            slope, slope_err, intercept, intercept_err, method, caveat(len(depths)),
+            int(left_out.get(setting, 0))]))
         rows.append(row)
         pts = g.groupby("depth")["norm"].agg(["mean", "std", "size"]).reset_index()
         pts["setting"] = setting

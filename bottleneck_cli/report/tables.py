@@ -32,6 +32,7 @@ SUMMARY_METRICS = {  # summary column -> metrics.jsonl key (docs/metrics.md)
 SETTING_METRICS = ["loss", "test_loss", "norm", "norm_per_L", "bottleneck_rank"]
 OPTIONAL_METRICS = {  # columns added only when some run has them (docs/metrics.md)
     "distinct_neurons": "neurons/max",
+    "converged": "converged",  # the convergence verdict (1 yes, 0 no; empty: not recorded)
 }
 TABLE_FILES = ("summary.csv", "summary_by_setting.csv", "depth_fit.csv", "summary.md",
                "long.parquet")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
-from . import (closed_form, curves, depth_fit, neurons, phase, profiles, remaining,
-               run_spectra, vs_depth)
+from . import (closed_form, convergence, curves, depth_fit, neurons, phase, profiles,
+               remaining, run_spectra, vs_depth)
 from .base import Context, Fig
 
 
@@ -38,6 +38,7 @@ FIGURES: dict[str, Kind] = {
     "near_one_profile": Kind(partial(profiles.plan, "near_one_profile"), profiles.draw, cost=3),
     "near_one_rest": Kind(remaining.plan, remaining.figure, cost=3),
     "training_curves": Kind(curves.plan, curves.draw, cost=6),
+    "convergence": Kind(convergence.plan, convergence.draw, cost=2),
     "phase": Kind(phase.plan, phase.draw),
     "ntk_vs_depth": Kind(partial(vs_depth.plan, "ntk_vs_depth"), vs_depth.draw),
     "jacobian_vs_depth": Kind(partial(vs_depth.plan, "jacobian_vs_depth"), vs_depth.draw),
