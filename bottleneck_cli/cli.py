@@ -42,6 +42,18 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt (Ctrl-C, or SIGTERM where bncli turns it into one) is in
+    ``exc``'s chain: numpy, for one, reports an interrupted import as an ImportError."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 @contextmanager
 def _errors():
     """Bad input -> one line on stderr and exit 2; anything else -> one line and exit 1."""
@@ -60,6 +72,9 @@ def _errors():
         print("bncli: interrupted", file=sys.stderr)
         raise typer.Exit(EXIT_INTERRUPTED)
     except Exception as exc:
+        if _caused_by_interrupt(exc):  # e.g. a stop signal inside an extension's import
+            print("bncli: interrupted", file=sys.stderr)
+            raise typer.Exit(EXIT_INTERRUPTED)
         if _state["debug"]:
             raise
         user_error = type(exc).__name__ in USER_ERRORS

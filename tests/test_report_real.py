@@ -63,8 +63,10 @@ def report(*args: str):
 
 @pytest.fixture(scope="module")
 def reported(sweep) -> Path:
-    """The report folder of ``bncli report runs/lin``."""
-    result = report(str(sweep))
+    """The report folder of ``bncli report runs/lin``. Adam's 1500 steps come close to the
+    minimum but not within the convergence verdict's tolerances: the depth fit is asked to
+    take the unconverged runs too."""
+    result = report(str(sweep), "--include-unconverged")
     assert "report written to" in result.output
     return sweep / "report"
 
@@ -149,7 +151,7 @@ def test_damaged_members_are_listed_not_fatal(sweep, reported, tmp_path):
     lines[len(lines) // 2] = lines[len(lines) // 2][: 25] + "#garbled"
     garbled.write_text("\n".join(lines) + "\n")
     (root / "depth=8" / rd.METRICS).unlink()
-    result = report(str(root), "--per-run-max", "0")
+    result = report(str(root), "--per-run-max", "0", "--include-unconverged")
     assert "2 problem(s)" in result.output
     s = pd.read_csv(root / "report" / "summary.csv").set_index("run")
     assert s.loc["depth=4", "status"] == "unreadable"
