@@ -166,6 +166,8 @@ class MetricsConfig:
     every: int = 0  # >0: also record every this many steps
     atol: float = 0.1  # numerical rank: #{s_i > max(atol, rtol * s_1)}
     rtol: float = 0.1
+    jump_persistence: int = 3  # a rank change of A counts once it holds for this many records
+    plateau_tol: float = 0.05  # loss plateau: |d log loss / d step| below this x its maximum
     near_one_delta: float = 0.5  # near-one count: #{|s_i - 1| <= delta}
     max_samples: int = 1024  # representations use at most this many training samples
     ntk: bool = False  # NTK trace and top eigenvalue (costs ~30 steps per record; presets enable it)

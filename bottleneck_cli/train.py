@@ -21,6 +21,7 @@ import numpy as np
 
 from . import rundir as rd
 from .cohort import Batch, Cohort, forget_programs  # noqa: F401  (re-exported)
+from .metrics import trajectory
 from .optim import stages
 from .resume import load_start
 from .stopflag import StopFlag
@@ -68,11 +69,6 @@ def _checkpoint(batch: Batch, host_state, i: int) -> None:
     rd.write_npz(batch.members[i].run.file(rd.CHECKPOINT), batch.member_arrays(host_state, i))
 
 
-def _final_record(run: rd.RunDir) -> dict:
-    records = run.read_metrics()
-    return records[-1] if records else {}
-
-
 def _finish(batch: Batch, host_state, i: int, status: str, steps_done: int) -> None:
     member = batch.members[i]
     run = member.run
@@ -80,14 +76,20 @@ def _finish(batch: Batch, host_state, i: int, status: str, steps_done: int) -> N
     params = {k: v[i] for k, v in host_state["params"].items()}
     if status == "finished":
         rd.write_npz(run.file(rd.PARAMS), params)
+    records = run.read_metrics()
+    m = member.cfg.metrics
+    traj = trajectory.run_summary(records, m.get("jump_persistence", 3),
+                                  m.get("plateau_tol", 0.05))
     summary = {
         "status": status,
         "steps": member.cfg.steps,
         "steps_done": steps_done,
         "diverged_step": div_step if div_step >= 0 else None,
         "wall_time": float(batch.elapsed[i]),
-        "final": _final_record(run),
+        "final": {**(records[-1] if records else {}), **trajectory.flat_keys(traj)},
     }
+    if traj:  # rank of the end-to-end matrix over the run (metrics/trajectory.py)
+        summary["trajectory"] = traj
     rd.write_json(run.file(rd.SUMMARY), summary)
     if run.file(rd.CHECKPOINT).exists():
         run.file(rd.CHECKPOINT).unlink()

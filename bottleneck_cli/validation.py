@@ -86,6 +86,8 @@ RANGES = [
     ("metrics.every", *_between(0, MAX_STEPS)),
     ("metrics.atol", lambda v: v >= 0, "must be >= 0"),
     ("metrics.rtol", lambda v: v >= 0, "must be >= 0"),
+    ("metrics.jump_persistence", *_between(1, MAX_RECORDS)),
+    ("metrics.plateau_tol", lambda v: 0 < v < 1, "must be in (0, 1)"),
     ("metrics.near_one_delta", lambda v: v > 0, "must be > 0"),
     ("metrics.max_samples", *_between(1, MAX_SAMPLES)),
     ("metrics.jacobian_samples", *_between(0, MAX_SAMPLES)),
