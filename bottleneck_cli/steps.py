@@ -37,7 +37,9 @@ def make_member_step(cfg, model, tx, stage, info):
     masked = info.mask is not None
     n_obs = int(info.mask.sum()) if masked else 0
     minibatch = batch_size is not None and batch_size < n_train and not masked
-    entry_sgd = masked and batch_size is not None and batch_size < n_obs
+    # over entries a full-batch stage (gd) uses every observed entry whatever batch_size
+    entry_sgd = (masked and stage.name in ("sgd", "adam") and batch_size is not None
+                 and batch_size < n_obs)
     replacement = bool(cfg.optim.get("replacement", False))
     lbfgs = stage.name == "lbfgs"
 
