@@ -51,12 +51,13 @@ def plan(which: str, ctx: Context) -> Iterator[Fig | str]:
         yield Fig("rank_over_time", "Rank of A over training",
                   "Numerical rank of the end-to-end matrix A and its largest singular values "
                   "against step, one line per run, coloured by optimizer (GD and SGD overlaid).",
-                  "rank_over_time", (keep, {r: opt[r] for r in runs}))
+                  "rank_over_time", ("rank_over_time", keep, {r: opt[r] for r in runs}))
     elif which == "loss_plateaus":
         yield Fig("loss_plateaus", "Loss plateaus",
                   "Training objective against step, one panel per run; shaded: the plateaus "
                   "detected by metrics/trajectory.py (|d log loss/d step| below 5% of its "
-                  "peak).", "loss_plateaus", (keep[keep["metric"] == "loss/train"], runs[:6]))
+                  "peak).", "loss_plateaus",
+                  ("loss_plateaus", keep[keep["metric"] == "loss/train"], runs[:6]))
     else:
         yield from _plan_staircase(ctx)
 
@@ -81,7 +82,13 @@ def _plan_staircase(ctx: Context) -> Iterator[Fig | str]:
         yield Fig("staircase", "Staircase: rise step of each singular value",
                   f"Step at which the k-th singular value of A first reaches half its final "
                   f"value, against k, one line per {init} (mean over seeds, min-max bars).",
-                  "staircase", (df.reset_index(), init))
+                  "staircase", ("staircase", df.reset_index(), init))
+
+
+def draw(which: str, *args):
+    """Draw figure ``which`` from its planned data."""
+    return {"rank_over_time": draw_rank, "loss_plateaus": draw_plateaus,
+            "staircase": draw_staircase}[which](*args)
 
 
 @styled
