@@ -127,6 +127,12 @@ class Cohort:
             "xt": np.stack([d.x_test for d in data]),
             "yt": np.stack([d.y_test for d in data]),
         }
+        if data[0].mask is not None:  # a task observing some entries (tasks/base.py)
+            if len({int(d.mask.sum()) for d in data}) != 1:
+                raise ValueError("members of one cohort observe different numbers of entries")
+            self.data.update(mask=np.stack([d.mask for d in data]),
+                             mask_t=np.stack([d.mask_test for d in data]),
+                             obs=np.stack([d.observed_entries() for d in data]))
         self.hyper = {
             "lr": np.array([m.cfg.lr for m in members], self.dtype),
             "lam": np.array([m.cfg.lam for m in members], self.dtype),

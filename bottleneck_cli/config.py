@@ -39,6 +39,7 @@ class ModelConfig:
     activation: str = "relu"  # relu | tanh | identity
     init: str = "he"  # he (var 2/fan_in) | lecun (var 1/fan_in)
     init_scale: float = 1.0  # multiplies the init standard deviation (variance sigma^2/fan_in)
+    init_gamma: Optional[float] = None  # set: W entries N(0, width^-gamma) (arXiv 2106.15933)
     ridge_on_bias: bool = False  # include biases in the ridge term
 
 
@@ -89,6 +90,20 @@ class LowRankTask(GeneratedTask):
 
 
 @dataclass
+class CompletionTask(TaskBase):
+    """A rank-r M* (d_out x d_in) observed on a fraction of its entries (SCIENCE.md 5.6)."""
+
+    name: str = "completion"
+    d_in: int = 20
+    d_out: int = 20
+    rank: int = 2
+    singular_values: Optional[list[float]] = None  # s_i(M*), default all 1
+    observed: float = 0.5  # fraction of entries observed, in (0, 1]
+    sampling: str = "cover"  # cover (>= 1 per row and column, then uniform) | uniform
+    noise: float = 0.0  # std of Gaussian noise on the observed entries
+
+
+@dataclass
 class NpzTask(TaskBase):
     """The user's own arrays: x_train, y_train[, x_test, y_test] (README)."""
 
@@ -107,7 +122,8 @@ class DigitsTask(TaskBase):
 
 
 TASK_FAMILIES = {"compositional": CompositionalTask, "teacher": TeacherTask,
-                 "low_rank": LowRankTask, "npz": NpzTask, "digits": DigitsTask}
+                 "low_rank": LowRankTask, "npz": NpzTask, "digits": DigitsTask,
+                 "completion": CompletionTask}
 MODEL_FAMILIES = {"mlp": ModelConfig, "linear": ModelConfig}
 TaskConfig = CompositionalTask  # the default task's settings
 
@@ -118,7 +134,7 @@ class StageConfig:
 
     steps: Optional[int] = None  # length; null: the rest of the run (last stage only)
     name: Optional[str] = None  # optimizer: gd | sgd | adam | lbfgs (full batch)
-    schedule: Optional[str] = None  # lr schedule over this stage: constant | cosine | step
+    schedule: Optional[str] = None  # lr schedule over this stage: constant | cosine | step | cyclic
     lr_scale: float = 1.0  # this stage's lr = lr * lr_scale (lbfgs: the line search's scale)
     lam_scale: float = 1.0  # this stage's ridge = lam * lam_scale
     # ridge continuation: the ridge starts at lam * lam_start_scale and moves geometrically
@@ -134,7 +150,10 @@ class OptimConfig:
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
-    schedule: str = "constant"  # constant | cosine | step
+    schedule: str = "constant"  # constant | cosine | step | cyclic
+    cycle_steps: int = 1000  # cyclic: period of lr * (1 + cycle_amp * cos(2 pi t / period))
+    cycle_amp: float = 0.5  # cyclic: relative amplitude, in [0, 1)
+    replacement: bool = False  # sgd over observed entries: draw with replacement
     decay_every: int = 1000  # step schedule: multiply lr by decay_factor every this many steps
     decay_factor: float = 0.1
     warmup_steps: int = 0
@@ -150,6 +169,8 @@ class MetricsConfig:
     every: int = 0  # >0: also record every this many steps
     atol: float = 0.1  # numerical rank: #{s_i > max(atol, rtol * s_1)}
     rtol: float = 0.1
+    jump_persistence: int = 3  # a rank change of A counts once it holds for this many records
+    plateau_tol: float = 0.05  # loss plateau: |d log loss / d step| below this x its maximum
     near_one_delta: float = 0.5  # near-one count: #{|s_i - 1| <= delta}
     max_samples: int = 1024  # representations use at most this many training samples
     ntk: bool = False  # NTK trace and top eigenvalue (costs ~30 steps per record; presets enable it)
@@ -223,8 +244,9 @@ BOOKKEEPING_KEYS = ("name", "out", "description", "log_every_s", "metrics", "che
 # seed's random key) and values used on the host only (initial scale, data values, the
 # run's name and place). Members that differ only here train together in one program;
 # sweep grouping and the program cache both use ``program_key``.
-PROGRAM_FREE = ("seed", "lam", "lr", "model.init_scale", "task.noise", "task.data_seed",
-                "task.singular_values", "name", "out", "description", "train", "convergence")
+PROGRAM_FREE = ("seed", "lam", "lr", "model.init_scale", "model.init_gamma", "task.noise",
+                "task.data_seed", "task.singular_values", "name", "out", "description", "train",
+                "convergence")
 
 
 def program_key(cfg) -> str:

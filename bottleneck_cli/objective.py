@@ -13,8 +13,14 @@ import jax
 import jax.numpy as jnp
 
 
-def fit_term(pred, y, loss: str):
-    """Mean over samples of ||pred_i - y_i||^2, or the mean cross-entropy for one-hot y."""
+def fit_term(pred, y, loss: str, mask=None):
+    """Mean over samples of ||pred_i - y_i||^2, or the mean cross-entropy for one-hot y.
+    With a 0/1 ``mask`` (a task observing some entries): the mean over observed entries of
+    (pred_ij - y_ij)^2, sum(mask (pred - y)^2) / sum(mask)."""
+    if mask is not None:
+        if loss != "mse":
+            raise ValueError("a masked fit is a squared error (loss=mse)")
+        return jnp.sum(mask * (pred - y) ** 2) / jnp.maximum(jnp.sum(mask), 1)
     if loss == "mse":
         return jnp.mean(jnp.sum((pred - y) ** 2, axis=-1))
     if loss == "cross_entropy":
@@ -22,10 +28,21 @@ def fit_term(pred, y, loss: str):
     raise ValueError(f"Unknown loss {loss!r}; choose from ['mse', 'cross_entropy']")
 
 
-def objective(model, params, x, y, lam, loss: str, include_bias: bool = False):
-    """Return ``(fit + lam * ||theta||^2, (fit, lam * ||theta||^2))``."""
+def entries_fit(pred, y, entries):
+    """Mean over the (row, column) pairs ``entries`` (B, 2) of (pred_ij - y_ij)^2."""
+    i, j = entries[:, 0], entries[:, 1]
+    return jnp.mean((pred[i, j] - y[i, j]) ** 2)
+
+
+def objective(model, params, x, y, lam, loss: str, include_bias: bool = False, mask=None,
+              entries=None):
+    """Return ``(fit + lam * ||theta||^2, (fit, lam * ||theta||^2))``; the fit over the
+    observed entries when ``mask`` is given, over the pairs ``entries`` when those are."""
     pred, _ = model.apply(params, x)
-    fit = fit_term(pred, y, loss)
+    if entries is not None:
+        fit = entries_fit(pred, y, entries)
+    else:
+        fit = fit_term(pred, y, loss, mask)
     ridge = lam * model.ridge(params, include_bias)
     return fit + ridge, (fit, ridge)
 

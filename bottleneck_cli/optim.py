@@ -84,6 +84,9 @@ def lr_factor(optim_cfg, steps: int, step, schedule: str | None = None):
     step = jnp.asarray(step, jnp.float32)
     if schedule == "cosine":
         factor = 0.5 * (1.0 + jnp.cos(math.pi * jnp.minimum(step / steps, 1.0)))
+    elif schedule == "cyclic":  # periodic lr (arXiv 2305.16038): 1 + amp cos(2 pi t / period)
+        phase = 2.0 * math.pi * jnp.mod(step, optim_cfg.cycle_steps) / optim_cfg.cycle_steps
+        factor = 1.0 + optim_cfg.cycle_amp * jnp.cos(phase)
     elif schedule == "step":
         factor = optim_cfg.decay_factor ** jnp.floor(step / optim_cfg.decay_every)
     else:

@@ -14,23 +14,50 @@ from .objective import accuracy, fit_term, objective
 from .optim import stage_lam, stage_lr
 
 
+def entry_batch(key, step, n_obs: int, batch_size: int, replacement: bool):
+    """Indices into the observed entries for ``step``: without replacement, epochs of
+    n_obs // batch_size steps each walk one permutation (every entry at most once per
+    epoch, all but n_obs mod batch_size of them exactly once); with replacement, uniform."""
+    if replacement:
+        return jax.random.randint(jax.random.fold_in(key, step), (batch_size,), 0, n_obs)
+    per_epoch = n_obs // batch_size
+    perm = jax.random.permutation(jax.random.fold_in(key, step // per_epoch), n_obs)
+    return jax.lax.dynamic_slice(perm, ((step % per_epoch) * batch_size,), (batch_size,))
+
+
 def make_member_step(cfg, model, tx, stage, info):
-    """One step of one member: (params, opt, alive, div_step, hyper, x, y, step) -> new
-    (params, opt, alive, div_step). A non-finite objective freezes the member."""
+    """One step of one member: (params, opt, alive, div_step, hyper, data, step) -> new
+    (params, opt, alive, div_step); ``data``: this member's arrays (``x``, ``y``, and
+    ``mask``/``obs`` for a task observing some entries). A non-finite objective freezes
+    the member. Minibatches sample rows, or observed entries when the task has a mask."""
     loss_kind = info.loss
     include_bias = cfg.model.get("ridge_on_bias", False)
     batch_size = cfg.optim.batch_size
     n_train = info.n_train
-    minibatch = batch_size is not None and batch_size < n_train
+    masked = info.mask is not None
+    n_obs = int(info.mask.sum()) if masked else 0
+    minibatch = batch_size is not None and batch_size < n_train and not masked
+    # over entries a full-batch stage (gd) uses every observed entry whatever batch_size
+    entry_sgd = (masked and stage.name in ("sgd", "adam") and batch_size is not None
+                 and batch_size < n_obs)
+    replacement = bool(cfg.optim.get("replacement", False))
     lbfgs = stage.name == "lbfgs"
 
-    def member_step(params, opt, alive, div_step, hyper, x, y, step):
+    def member_step(params, opt, alive, div_step, hyper, data, step):
+        x, y = data["x"], data["y"]
+        mask = entries = None
         if minibatch:
             key = jax.random.fold_in(hyper["key"], step)
             idx = jax.random.permutation(key, n_train)[:batch_size]
             x, y = x[idx], y[idx]
+        elif entry_sgd:
+            entries = data["obs"][entry_batch(hyper["key"], step, n_obs, batch_size,
+                                              replacement)]
+        elif masked:
+            mask = data["mask"]
         lam = stage_lam(cfg.optim, stage, hyper["lam"], step)
-        loss = lambda p: objective(model, p, x, y, lam, loss_kind, include_bias)  # noqa: E731
+        loss = lambda p: objective(model, p, x, y, lam, loss_kind, include_bias,  # noqa: E731
+                                   mask, entries)
         (total, _), grads = jax.value_and_grad(loss, has_aux=True)(params)
         if lbfgs:
             value_fn = lambda p: loss(p)[0]  # noqa: E731
@@ -52,12 +79,14 @@ def make_member_step(cfg, model, tx, stage, info):
 def make_chunk(cfg, model, tx, stage, info):
     """``chunk(state, hyper, data, n)``: n steps of every member (one compiled program)."""
     stepped = jax.vmap(make_member_step(cfg, model, tx, stage, info),
-                       in_axes=(0, 0, 0, 0, 0, 0, 0, None))
+                       in_axes=(0, 0, 0, 0, 0, 0, None))
 
     def chunk(state, hyper, data, n):
+        train = {k: v for k, v in data.items() if k in ("x", "y", "mask", "obs")}
+
         def body(_, st):
             p, o, a, d = stepped(st["params"], st["opt"], st["alive"], st["div_step"],
-                                 hyper, data["x"], data["y"], st["step"])
+                                 hyper, train, st["step"])
             return {"params": p, "opt": o, "alive": a, "div_step": d, "step": st["step"] + 1}
 
         return jax.lax.fori_loop(0, n, body, state)
@@ -94,15 +123,21 @@ def make_evaluate(cfg, model, stage, info):
     # On the CPU backend SVDs run in NumPy after the program (see spectra.grouped_svals).
     svd_on_host = jax.default_backend() == "cpu"
 
-    def member_eval(params, params0, hyper, x, y, xt, yt, step):
+    def member_eval(params, params0, hyper, d, step):
+        x, y, xt, yt = d["x"], d["y"], d["xt"], d["yt"]
         lam = stage_lam(cfg.optim, stage, hyper["lam"], step)
-        loss = lambda p: objective(model, p, x, y, lam, info.loss, include_bias)  # noqa: E731
+        loss = lambda p: objective(model, p, x, y, lam, info.loss, include_bias,  # noqa: E731
+                                   d.get("mask"))
         (total, (fit, ridge)), grads = jax.value_and_grad(loss, has_aux=True)(params)
         out = {"loss/train": total, "loss/fit": fit, "loss/ridge": ridge, "lam": lam,
                "lr": stage_lr(cfg.optim, stage, hyper["lr"], step),
                **gradient_norms(model, params, grads)}
         if info.n_test > 0:
-            out["loss/test"] = fit_term(apply_fn(params, xt), yt, info.loss)
+            pred_t = apply_fn(params, xt)
+            out["loss/test"] = fit_term(pred_t, yt, info.loss, d.get("mask_t"))
+            if "mask_t" in d:  # ||A - M*||_F / ||M*||_F over every entry
+                out["loss/rel_err"] = jnp.sqrt(jnp.sum((pred_t - yt) ** 2)
+                                               / jnp.maximum(jnp.sum(yt ** 2), 1e-30))
         if info.classification:
             out["acc/train"] = accuracy(apply_fn(params, x), y)
             if info.n_test > 0:
@@ -114,9 +149,8 @@ def make_evaluate(cfg, model, stage, info):
     layout: dict = {}
 
     def evaluate(state, params0, hyper, data):
-        out = jax.vmap(member_eval, in_axes=(0, 0, 0, 0, 0, 0, 0, None))(
-            state["params"], params0, hyper, data["x"], data["y"], data["xt"], data["yt"],
-            state["step"])
+        out = jax.vmap(member_eval, in_axes=(0, 0, 0, 0, None))(
+            state["params"], params0, hyper, data, state["step"])
         return _pack(out, layout)
 
     evaluate.layout = layout

@@ -22,6 +22,7 @@ import numpy as np
 from . import rundir as rd
 from .cohort import Batch, Cohort, forget_programs  # noqa: F401  (re-exported)
 from .convergence import Tracker, balance_identity, verdict
+from .metrics import trajectory
 from .optim import stages
 from .resume import load_start
 from .stopflag import StopFlag
@@ -69,11 +70,6 @@ def _checkpoint(batch: Batch, host_state, i: int) -> None:
     rd.write_npz(batch.members[i].run.file(rd.CHECKPOINT), batch.member_arrays(host_state, i))
 
 
-def _final_record(run: rd.RunDir) -> dict:
-    records = run.read_metrics()
-    return records[-1] if records else {}
-
-
 def _finish(batch: Batch, host_state, i: int, status: str, steps_done: int) -> None:
     member = batch.members[i]
     run = member.run
@@ -81,7 +77,11 @@ def _finish(batch: Batch, host_state, i: int, status: str, steps_done: int) -> N
     params = {k: v[i] for k, v in host_state["params"].items()}
     if status == "finished":
         rd.write_npz(run.file(rd.PARAMS), params)
-    final = _final_record(run)
+    records = run.read_metrics()
+    m = member.cfg.metrics
+    traj = trajectory.run_summary(records, m.get("jump_persistence", 3),
+                                  m.get("plateau_tol", 0.05))
+    final = {**(records[-1] if records else {}), **trajectory.flat_keys(traj)}
     summary = {
         "status": status,
         "steps": member.cfg.steps,
@@ -91,6 +91,8 @@ def _finish(batch: Batch, host_state, i: int, status: str, steps_done: int) -> N
         "final": final,
         "convergence": verdict(member.cfg.convergence, final),
     }
+    if traj:  # rank of the end-to-end matrix over the run (metrics/trajectory.py)
+        summary["trajectory"] = traj
     rd.write_json(run.file(rd.SUMMARY), summary)
     if run.file(rd.CHECKPOINT).exists():
         run.file(rd.CHECKPOINT).unlink()

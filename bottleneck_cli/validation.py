@@ -32,12 +32,13 @@ CHOICES = {
     "model.name": ("mlp", "linear"),
     "model.activation": ("relu", "tanh", "identity"),
     "model.init": ("he", "lecun"),
-    "task.name": ("compositional", "low_rank", "npz", "digits", "teacher"),
+    "task.name": ("compositional", "low_rank", "npz", "digits", "teacher", "completion"),
+    "task.sampling": ("cover", "uniform"),
     "task.inner": ("linear", "smooth"),
     "task.inputs": ("gaussian", "identity"),
     "task.loss": ("mse", "cross_entropy"),
     "optim.name": ("gd", "sgd", "adam", "lbfgs"),
-    "optim.schedule": ("constant", "cosine", "step"),
+    "optim.schedule": ("constant", "cosine", "step", "cyclic"),
     "optim.lam_schedule": ("constant", "anneal"),
     "dtype": ("float32", "float64"),
     "train.until": ("steps", "converged"),
@@ -60,6 +61,8 @@ RANGES = [
     ("seed", lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
     ("log_every_s", lambda v: v >= 0, "must be >= 0"),
     ("model.init_scale", lambda v: v > 0, "must be > 0"),
+    ("model.init_gamma", lambda v: v is None or -10 <= v <= 10, "must be in [-10, 10], or null"),
+    ("task.observed", lambda v: 0 < v <= 1, "must be in (0, 1]"),
     ("task.n_train", *_between(1, MAX_SAMPLES)),
     ("task.n_test", *_between(0, MAX_SAMPLES)),
     ("task.d_in", *_between(1, MAX_DIM)),
@@ -74,6 +77,8 @@ RANGES = [
     ("optim.batch_size", lambda v: v is None or 1 <= v <= MAX_SAMPLES,
      f"must be >= 1 and <= {MAX_SAMPLES}, or null"),
     ("optim.decay_every", *_between(1, MAX_STEPS)),
+    ("optim.cycle_steps", *_between(1, MAX_STEPS)),
+    ("optim.cycle_amp", lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ("optim.decay_factor", lambda v: v > 0, "must be > 0"),
     ("optim.warmup_steps", *_between(0, MAX_STEPS)),
     ("optim.lam_warm_steps", *_between(0, MAX_STEPS)),
@@ -82,6 +87,8 @@ RANGES = [
     ("metrics.every", *_between(0, MAX_STEPS)),
     ("metrics.atol", lambda v: v >= 0, "must be >= 0"),
     ("metrics.rtol", lambda v: v >= 0, "must be >= 0"),
+    ("metrics.jump_persistence", *_between(1, MAX_RECORDS)),
+    ("metrics.plateau_tol", lambda v: 0 < v < 1, "must be in (0, 1)"),
     ("metrics.near_one_delta", lambda v: v > 0, "must be > 0"),
     ("metrics.max_samples", *_between(1, MAX_SAMPLES)),
     ("metrics.jacobian_samples", *_between(0, MAX_SAMPLES)),
@@ -243,6 +250,11 @@ def validate(cfg) -> None:
     _check_sizes(cfg)
     if cfg.task.name == "npz" and not cfg.task.path:
         raise ConfigError("task.path is required for task=npz (task=npz task.path=FILE.npz)")
+    if cfg.task.name in ("low_rank", "completion"):
+        limit = min(cfg.task.d_in, cfg.task.d_out)
+        if cfg.task.rank > limit:
+            raise ConfigError(f"task.rank={cfg.task.rank} must be <= min(task.d_in, "
+                              f"task.d_out)={limit}")
     if cfg.task.name == "compositional" and cfg.task.rank > cfg.task.d_latent:
         raise ConfigError(
             f"task.rank={cfg.task.rank} must be <= task.d_latent={cfg.task.d_latent}"

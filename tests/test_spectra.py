@@ -284,7 +284,7 @@ def documented_keys(depth: int) -> set[str]:
     keys = set()
     for token in re.findall(r"`([a-z_]+/[A-Za-z_]+)`", " ".join(first_cells)):
         family, name = token.split("/")
-        if family in ("loss", "acc"):
+        if family in ("loss", "acc") or token == "rank/A":  # rank/A: deep linear chains only
             continue
         if name == "Wxx":
             last = depth - 1 if family == "balance" else depth

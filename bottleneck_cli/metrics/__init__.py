@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from .closed_forms import denoise_shrink, denoise_threshold, schatten_norm_cost
 from .config import setting
+from .end_to_end import end_to_end, is_linear_chain, summarize_end_to_end
 from .jacobian import jacobian_matrices, jacobian_svals
 from .neurons import count_components, neuron_counts, neuron_graph, neuron_metrics
 from .ntk import (NTK_ITERS, NTK_MAX_SAMPLES, ntk_max_eig, ntk_metrics, ntk_trace,
@@ -57,11 +58,14 @@ class Metric:
 
 def _spectra(ctx: Context) -> dict:
     """``Wxx``: singular values of each weight; ``Zxx``/``Zcxx``: of each hidden
-    representation / sqrt(N), uncentered and centered (flattened per sample)."""
+    representation / sqrt(N), uncentered and centered (flattened per sample); ``A``: of the
+    end-to-end matrix of a deep linear chain (metrics/end_to_end.py)."""
     import jax.numpy as jnp
 
     n = ctx.x.shape[0]
     mats = dict(ctx.weights)
+    if is_linear_chain(ctx.model, ctx.params) and len(ctx.weights) > 1:
+        mats["A"] = end_to_end(ctx.weights)
     for name, a in ctx.hiddens.items():
         z = a.reshape(n, -1) / math.sqrt(n)
         mats[name] = z

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..rundir import layer_name, split_layer_key
 from .config import setting
+from .end_to_end import summarize_end_to_end
 from .ranks import (_s, entropy_rank, log_pdet, near_one_count, nuclear_rank,
                     numerical_rank, stable_rank)
 
@@ -108,6 +109,14 @@ def summarize(spectra: Mapping[str, Any], depth: int, metrics_cfg=None) -> dict[
         out["bottleneck/rank_c"] = out["bottleneck/rank"] = out[f"rank/{layer_name('W', w_layers[0])}"]
     if w_layers:
         out["bottleneck/near_one"] = _median([out[f"near_one/{layer_name('W', l)}"] for l in mid_w])
+
+    balances = [out[k] for k in out if k.startswith("balance/W")]
+    if balances:
+        out["balance/max"] = max(balances)
+    if "A" in spectra:
+        out.update(summarize_end_to_end(spectra["A"], atol, rtol))
+    elif w_layers and len(w_layers) == 1:  # depth 1: A is W01
+        out.update(summarize_end_to_end(spectra[layer_name("W", w_layers[0])], atol, rtol))
 
     J = spectra.get("J")
     if J is not None:

@@ -62,7 +62,12 @@ def host_svals(d: Mapping[str, Any]) -> dict:
             groups.setdefault(np.shape(v), []).append(k)
     for shape, keys in groups.items():
         stack = np.stack([np.asarray(d[k]) for k in keys])
+        bad = ~np.isfinite(stack).all(axis=tuple(range(1, stack.ndim)))
+        if bad.any():  # a diverging member: NaN singular values (LAPACK refuses inf/NaN)
+            stack = np.where(bad.reshape((-1,) + (1,) * (stack.ndim - 1)), 0.0, stack)
         svals = np.linalg.svd(stack, compute_uv=False)
+        if bad.any():
+            svals[bad] = np.nan
         for i, k in enumerate(keys):
             out[k[len(HOST_SVD):]] = svals[i]
     return out

@@ -5,7 +5,8 @@ layer index l = 1..L (SCIENCE.md section 1 calls W_l the map a_{l-1} -> z_l; we 
 transpose so that ``z = a @ W``; singular values are the same). The hidden
 representations are the post-activations a_1..a_{L-1} (``Z01``..), the papers' Z_l.
 Initialisation is host-side NumPy: W ~ N(0, init_scale^2 * gain / fan_in), gain 2 (He) or
-1 (LeCun); biases start at zero. Inputs of any shape are flattened to vectors.
+1 (LeCun), or N(0, init_scale^2 * width^-gamma) with ``model.init_gamma`` (arXiv 2106.15933:
+small gamma lazy, large gamma saddle-to-saddle); biases start at zero. Inputs of any shape are flattened to vectors.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ class MLP(Model):
     kind = "mlp"
 
     def __init__(self, module: FullyConnected, d_in: int, init: str = "he",
-                 init_scale: float = 1.0):
+                 init_scale: float = 1.0, init_gamma: float | None = None):
         self.module, self.d_in, self.init_scheme, self.init_scale = module, d_in, init, init_scale
+        self.init_gamma = init_gamma
         self.depth = module.depth
         self.activation = module.activation
 
@@ -83,6 +85,8 @@ class MLP(Model):
         for name, shape in self.shapes().items():
             if name.startswith("W"):
                 std = self.init_scale * np.sqrt(gain / shape[0])
+                if self.init_gamma is not None:  # variance w^-gamma (arXiv 2106.15933)
+                    std = self.init_scale * float(self.module.width) ** (-self.init_gamma / 2)
                 params[name] = (std * rng.standard_normal(shape)).astype(dtype)
             else:
                 params[name] = np.zeros(shape, dtype)
@@ -109,10 +113,10 @@ def _flat_dim(in_shape) -> int:
 def build_mlp(cfg, in_shape: tuple[int, ...], d_out: int) -> MLP:
     m = cfg.model
     module = FullyConnected(cfg.depth, cfg.width, d_out, m.activation, m.bias)
-    return MLP(module, _flat_dim(in_shape), m.init, m.init_scale)
+    return MLP(module, _flat_dim(in_shape), m.init, m.init_scale, m.get("init_gamma"))
 
 
 def build_linear(cfg, in_shape: tuple[int, ...], d_out: int) -> MLP:
     m = cfg.model
     module = FullyConnected(cfg.depth, cfg.width, d_out, "identity", m.bias)
-    return MLP(module, _flat_dim(in_shape), m.init, m.init_scale)
+    return MLP(module, _flat_dim(in_shape), m.init, m.init_scale, m.get("init_gamma"))

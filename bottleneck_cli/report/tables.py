@@ -33,11 +33,16 @@ SETTING_METRICS = ["loss", "test_loss", "norm", "norm_per_L", "bottleneck_rank"]
 OPTIONAL_METRICS = {  # columns added only when some run has them (docs/metrics.md)
     "distinct_neurons": "neurons/max",
     "converged": "converged",  # the convergence verdict (1 yes, 0 no; empty: not recorded)
+    "rank_A": "rank/A",  # deep linear chains: the end-to-end matrix (metrics/end_to_end.py)
+    "jumps_down": "traj/jumps_down",  # rank changes of A over the run (metrics/trajectory.py)
+    "jumps_up": "traj/jumps_up",
+    "rel_err": "loss/rel_err",  # completion: ||A - M*||_F / ||M*||_F
 }
 TABLE_FILES = ("summary.csv", "summary_by_setting.csv", "depth_fit.csv", "summary.md",
                "long.parquet")
 # Optional columns that the by-setting table also aggregates, where present.
-OPTIONAL_SETTING = ["closed_form", "closed_form_target", "distinct_neurons"]
+OPTIONAL_SETTING = ["closed_form", "closed_form_target", "distinct_neurons", "rank_A",
+                    "jumps_down", "jumps_up", "rel_err"]
 
 
 def _hashable(v: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .base import Dataset, TaskError, task_seed
+from .completion import completion, completion_target
 from .compositional import compositional, compositional_maps
 from .digits import digits
 from .files import npz
@@ -28,6 +29,7 @@ TASKS: dict[str, Callable] = {
     "npz": npz,
     "digits": digits,
     "teacher": teacher,
+    "completion": completion,
 }
 
 
@@ -39,5 +41,6 @@ def make_dataset(task_cfg, seed: int, dtype=np.float32) -> Dataset:
     return TASKS[name](task_cfg, task_seed(task_cfg, seed), np.dtype(dtype))
 
 
-__all__ = ["TASKS", "Dataset", "TaskError", "compositional_maps", "low_rank_matrix",
+__all__ = ["TASKS", "Dataset", "TaskError", "compositional_maps", "completion_target",
+           "low_rank_matrix",
            "make_dataset"]

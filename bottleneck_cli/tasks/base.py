@@ -8,11 +8,12 @@ observed entries only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-SALTS = {"compositional": 0xC0115, "low_rank": 0x10A4, "digits": 0xD161, "teacher": 0x7EAC}
+SALTS = {"compositional": 0xC0115, "low_rank": 0x10A4, "digits": 0xD161, "teacher": 0x7EAC,
+         "completion": 0xC0A1}
 
 
 class TaskError(ValueError):
@@ -28,6 +29,17 @@ class Dataset:
     loss: str  # "mse" | "cross_entropy"
     classification: bool  # y rows are one-hot class targets: accuracy is meaningful
     info: dict = field(default_factory=dict)  # small JSON-able facts (true_rank, ...)
+    mask: np.ndarray | None = None  # (N, d_out) 1 = observed target entry; None: all
+    mask_test: np.ndarray | None = None  # (M, d_out) the test entries scored; None: all
+
+    def with_mask(self, mask, mask_test) -> "Dataset":
+        """This dataset with observation masks (cast to the data's dtype)."""
+        cast = lambda a: np.ascontiguousarray(a, dtype=self.y_train.dtype)  # noqa: E731
+        return replace(self, mask=cast(mask), mask_test=cast(mask_test))
+
+    def observed_entries(self) -> np.ndarray:
+        """(n_obs, 2) int32 (row, column) pairs of the observed training entries, row-major."""
+        return np.argwhere(self.mask > 0).astype(np.int32)
 
     @property
     def d_in(self) -> int:

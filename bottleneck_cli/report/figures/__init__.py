@@ -15,7 +15,7 @@ from functools import partial
 from typing import Callable, Iterator
 
 from . import (closed_form, convergence, curves, depth_fit, neurons, phase, profiles,
-               remaining, run_spectra, vs_depth)
+               rank_jumps,                remaining, run_spectra, vs_depth)
 from .base import Context, Fig
 
 
@@ -46,4 +46,9 @@ FIGURES: dict[str, Kind] = {
     "neurons_vs_width": Kind(neurons.plan, neurons.draw, cost=3),
     "nonlinearity_profile": Kind(partial(profiles.plan, "nonlinearity_profile"),
                                  profiles.draw, cost=3),
+    "rank_over_time": Kind(partial(rank_jumps.plan, "rank_over_time"), rank_jumps.draw,
+                           cost=3),
+    "loss_plateaus": Kind(partial(rank_jumps.plan, "loss_plateaus"), rank_jumps.draw,
+                          cost=3),
+    "staircase": Kind(partial(rank_jumps.plan, "staircase"), rank_jumps.draw),
 }
