@@ -22,7 +22,7 @@ import numpy as np
 from . import rundir as rd
 from .cohort import Batch, Cohort, forget_programs  # noqa: F401  (re-exported)
 from .convergence import Tracker, balance_identity, verdict
-from .metrics import trajectory
+from . import trajectory
 from .optim import stages
 from .resume import load_start
 from .stopflag import StopFlag
@@ -91,7 +91,7 @@ def _finish(batch: Batch, host_state, i: int, status: str, steps_done: int) -> N
         "final": final,
         "convergence": verdict(member.cfg.convergence, final),
     }
-    if traj:  # rank of the end-to-end matrix over the run (metrics/trajectory.py)
+    if traj:  # rank of the end-to-end matrix over the run (trajectory.py)
         summary["trajectory"] = traj
     rd.write_json(run.file(rd.SUMMARY), summary)
     if run.file(rd.CHECKPOINT).exists():

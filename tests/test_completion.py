@@ -20,7 +20,7 @@ from bottleneck_cli import rundir as rd
 from bottleneck_cli.cli import EXIT_BAD_INPUT, app
 from bottleneck_cli.config import load
 from bottleneck_cli.metrics import denoise_shrink
-from bottleneck_cli.metrics.trajectory import plateaus, rank_jumps, rise_steps, run_summary
+from bottleneck_cli.trajectory import plateaus, rank_jumps, rise_steps, run_summary
 from bottleneck_cli.objective import fit_term, objective
 from bottleneck_cli.optim import lr_factor
 from bottleneck_cli.runs import prepare

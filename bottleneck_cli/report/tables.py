@@ -34,7 +34,7 @@ OPTIONAL_METRICS = {  # columns added only when some run has them (docs/metrics.
     "distinct_neurons": "neurons/max",
     "converged": "converged",  # the convergence verdict (1 yes, 0 no; empty: not recorded)
     "rank_A": "rank/A",  # deep linear chains: the end-to-end matrix (metrics/end_to_end.py)
-    "jumps_down": "traj/jumps_down",  # rank changes of A over the run (metrics/trajectory.py)
+    "jumps_down": "traj/jumps_down",  # rank changes of A over the run (trajectory.py)
     "jumps_up": "traj/jumps_up",
     "rel_err": "loss/rel_err",  # completion: ||A - M*||_F / ||M*||_F
 }

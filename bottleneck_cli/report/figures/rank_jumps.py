@@ -2,7 +2,7 @@
 ``rank_over_time`` (rank of A and its singular values against step, GD and SGD overlaid),
 ``loss_plateaus`` (loss against step with the detected plateaus shaded) and ``staircase``
 (the step at which the k-th singular value reaches half its final value, against k, one
-line per init setting). Plateaus and rise steps: ``metrics/trajectory.py``."""
+line per init setting). Plateaus and rise steps: ``trajectory.py``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ...metrics.trajectory import plateaus
+from ...trajectory import plateaus
 from ..format import label
 from .base import Context, Fig, evenly, sortkey, styled
 
@@ -55,7 +55,7 @@ def plan(which: str, ctx: Context) -> Iterator[Fig | str]:
     elif which == "loss_plateaus":
         yield Fig("loss_plateaus", "Loss plateaus",
                   "Training objective against step, one panel per run; shaded: the plateaus "
-                  "detected by metrics/trajectory.py (|d log loss/d step| below 5% of its "
+                  "detected by trajectory.py (|d log loss/d step| below 5% of its "
                   "peak).", "loss_plateaus",
                   ("loss_plateaus", keep[keep["metric"] == "loss/train"], runs[:6]))
     else:

@@ -1,4 +1,4 @@
-"""Host-side summaries of a run's trajectory (arXiv 2305.16038 rank jumps, 2106.15933
+"""Host-side summaries of a run (read by the trainer and the report; no JAX)'s trajectory (arXiv 2305.16038 rank jumps, 2106.15933
 saddle-to-saddle staircases), from its metrics records; pure functions of sequences.
 
 * ``rank_jumps``: the changes of a rank sequence that persist, as (step, before, after).
