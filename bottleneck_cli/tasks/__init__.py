@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .base import Dataset, TaskError, task_seed
+from .bottleneck_teacher import bottleneck_teacher
 from .compositional import compositional, compositional_maps
 from .digits import digits
 from .files import npz
@@ -28,6 +29,7 @@ TASKS: dict[str, Callable] = {
     "npz": npz,
     "digits": digits,
     "teacher": teacher,
+    "bottleneck_teacher": bottleneck_teacher,
 }
 
 
