@@ -173,3 +173,30 @@ def test_bad_configs_are_one_line_errors(in_tmp, argv, words):
 
 def test_adaptive_allows_large_steps(in_tmp):
     load(["model=leaky_resnet", "model.steps=adaptive", "model.leak=6", "depth=5"])
+
+
+LEAKY = ["model=leaky_resnet", "task=bottleneck_teacher", "depth=4", "width=6",
+         "task.n_train=16", "task.n_test=8", "task.hidden=8", "model.leak=2",
+         "model.steps=adaptive", "model.adapt_every=10", "steps=40", "checkpoint.every=10",
+         "metrics.num_log=4", "metrics.jacobian_samples=0", "optim=adam", "lr=0.01",
+         "optim.stages=[{steps:22},{name:sgd,lr_scale:0.5}]"]
+
+
+def test_resume_across_the_adam_sgd_boundary_equals_uninterrupted(tmp_path):
+    """Adaptive steps (updated at 10, 20, 30, 40) are train state: stopping at 25 (after
+    the Adam -> SGD boundary at 22) and resuming reproduces the uninterrupted run."""
+    from test_train import Recorder, assert_same_run, interrupt, make
+
+    from bottleneck_cli import rundir as rd
+    from bottleneck_cli.runs import prepare
+    from bottleneck_cli.train import train_members
+
+    ref = make(tmp_path / "ref", LEAKY)
+    assert train_members([ref]) == ["finished"]
+    member = interrupt(tmp_path / "run", LEAKY)
+    assert int(rd.read_npz(member.run.file(rd.CHECKPOINT))["step"]) == 25
+    again = prepare(member.run.path, load(LEAKY), LEAKY)
+    assert train_members([again], Recorder()) == ["finished"]
+    assert_same_run(ref.run.path, member.run.path)
+    rho = rd.read_npz(ref.run.file(rd.PARAMS))["rho"]
+    assert rho.sum() == pytest.approx(1.0, abs=1e-5) and not np.allclose(rho, 0.25)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
-from . import (closed_form, curves, depth_fit, neurons, phase, profiles, remaining,
+from . import (closed_form, curves, depth_fit, leaky, neurons, phase, profiles, remaining,
                run_spectra, vs_depth)
 from .base import Context, Fig
 
@@ -45,4 +45,7 @@ FIGURES: dict[str, Kind] = {
     "neurons_vs_width": Kind(neurons.plan, neurons.draw, cost=3),
     "nonlinearity_profile": Kind(partial(profiles.plan, "nonlinearity_profile"),
                                  profiles.draw, cost=3),
+    "leaky_rank": Kind(leaky.plan_rank, leaky.draw_rank),
+    "leaky_energies": Kind(leaky.plan_energies, leaky.draw_energies, cost=3),
+    "leaky_steps": Kind(leaky.plan_steps, leaky.draw_steps),
 }
