@@ -68,13 +68,18 @@ class LeakyResNet(Model):
         self.host_every = int(adapt_every) if steps == "adaptive" else 0
 
     def init(self, seed: int, dtype=np.float32) -> dict[str, np.ndarray]:
-        """W_l ~ N(0, 2 s^2/(w+1)) (He on sigma's w+1 inputs), Win ~ N(0, s^2/d_in),
-        Wout ~ N(0, s^2/w); rho from ``fixed_steps``."""
+        """W_l = Lt [I_w | 0] + N(0, 2 s^2/(w+1)) noise: the leak is compensated on the
+        non-negative part at the start (alpha_l ~ alpha_{l-1} there; a plain random W_l
+        would shrink the signal by (1 - rho Lt)^L, 1e-6 at Lt = 10, L = 20, and training
+        would stall at the mean predictor). Win ~ N(0, s^2/d_in), Wout ~ N(0, s^2/w);
+        rho from ``fixed_steps``."""
         rng = np.random.default_rng([seed, 0x1EA4])
         w, s = self.width, self.init_scale
         params = {"Win": s * rng.standard_normal((self.d_in, w)) / np.sqrt(self.d_in)}
+        eye = np.vstack([np.eye(w), np.zeros((1, w))]) * self.leak
         for l in range(1, self.depth + 1):
-            params[layer_name("W", l)] = s * rng.standard_normal((w + 1, w)) * np.sqrt(2.0 / (w + 1))
+            noise = rng.standard_normal((w + 1, w)) * np.sqrt(2.0 / (w + 1))
+            params[layer_name("W", l)] = eye + s * noise
         params["Wout"] = s * rng.standard_normal((w, self.d_out)) / np.sqrt(w)
         params["rho"] = fixed_steps(self.depth, self.steps, self.irregular_a)
         return {k: v.astype(dtype) for k, v in params.items()}
