@@ -21,7 +21,8 @@ ENERGIES = [("coi/Z", "COI ||A_p||²"), ("kinetic/Z", "kinetic energy"),
 def _finished(ctx: Context, *columns: str) -> pd.Index:
     ok = ctx.info["finished"].to_numpy(bool)
     for c in columns:
-        ok &= (c in ctx.cfg and ctx.cfg[c].notna().to_numpy()) or c in ctx.finals
+        table = ctx.cfg if c in ctx.cfg else ctx.finals if c in ctx.finals else None
+        ok = ok & (table[c].notna().to_numpy(bool) if table is not None else False)
     return ctx.info.index[ok]
 
 
