@@ -45,7 +45,7 @@ FIGURES: dict[str, Kind] = {
     "neurons_vs_width": Kind(neurons.plan, neurons.draw, cost=3),
     "nonlinearity_profile": Kind(partial(profiles.plan, "nonlinearity_profile"),
                                  profiles.draw, cost=3),
-    "leaky_rank": Kind(leaky.plan_rank, leaky.draw_rank),
-    "leaky_energies": Kind(leaky.plan_energies, leaky.draw_energies, cost=3),
-    "leaky_steps": Kind(leaky.plan_steps, leaky.draw_steps),
+    "leaky_rank": Kind(partial(leaky.plan, "leaky_rank"), leaky.draw),
+    "leaky_energies": Kind(partial(leaky.plan, "leaky_energies"), leaky.draw, cost=3),
+    "leaky_steps": Kind(partial(leaky.plan, "leaky_steps"), leaky.draw),
 }

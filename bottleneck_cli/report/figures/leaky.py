@@ -29,7 +29,10 @@ def _finished(ctx: Context, *columns: str) -> pd.Index:
 def _k_star(ctx: Context, idx) -> float | None:
     if "task.inner_dims" not in ctx.cfg:
         return None
-    dims = [min(v) for v in ctx.cfg.loc[idx, "task.inner_dims"] if isinstance(v, (list, tuple)) and v]
+    import json
+
+    vals = [json.loads(v) if isinstance(v, str) else v for v in ctx.cfg.loc[idx, "task.inner_dims"]]
+    dims = [min(v) for v in vals if isinstance(v, (list, tuple)) and v]
     return float(min(dims)) if dims else None
 
 
@@ -76,7 +79,7 @@ def plan_rank(ctx: Context) -> Iterator[Fig | str]:
               "−2H/Lt (median over layers) and min_p COI at the end of training against "
               "the effective depth Lt; dotted: the teacher's inner dimension k*. The paper "
               "(Fig. 1a): the first approaches k* from below, the second from above.",
-              "leaky_rank", (data, _k_star(ctx, _finished(ctx, "model.leak"))))
+              "leaky_rank", ("leaky_rank", data, _k_star(ctx, _finished(ctx, "model.leak"))))
 
 
 def plan_energies(ctx: Context) -> Iterator[Fig | str]:
@@ -87,7 +90,7 @@ def plan_energies(ctx: Context) -> Iterator[Fig | str]:
         yield Fig("leaky_energies", "COI, kinetic energy and Hamiltonian against p",
                   "Per layer at the end of training, against the layer position p_l (Fig. 1c), "
                   "for up to 4 runs: COI and kinetic energy large near input and output, the "
-                  "Hamiltonian flatter.", "leaky_energies", (energies,))
+                  "Hamiltonian flatter.", "leaky_energies", ("leaky_energies", energies))
 
 
 def plan_steps(ctx: Context) -> Iterator[Fig | str]:
@@ -97,7 +100,7 @@ def plan_steps(ctx: Context) -> Iterator[Fig | str]:
     if steps["scheme"].nunique() >= 2 and steps["depth"].nunique() >= 2:
         yield Fig("leaky_steps", "Test error against L per layer-step scheme",
                   "Final test MSE against the number of layers L, one line per model.steps "
-                  "(Fig. 2a), mean ± std over seeds.", "leaky_steps", (steps,))
+                  "(Fig. 2a), mean ± std over seeds.", "leaky_steps", ("leaky_steps", steps))
 
 
 @styled
@@ -150,3 +153,16 @@ def draw_steps(df: pd.DataFrame):
     ax.set_yscale("log")
     ax.legend(loc="best")
     return fig
+
+
+PLANS = {"leaky_rank": plan_rank, "leaky_energies": plan_energies, "leaky_steps": plan_steps}
+DRAWS = {"leaky_rank": draw_rank, "leaky_energies": draw_energies, "leaky_steps": draw_steps}
+
+
+def plan(stem: str, ctx: Context) -> Iterator[Fig | str]:
+    """The figure ``stem`` of ``PLANS`` (its args start with the stem, for ``draw``)."""
+    return PLANS[stem](ctx)
+
+
+def draw(stem: str, *args):
+    return DRAWS[stem](*args)
