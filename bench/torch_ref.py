@@ -61,3 +61,44 @@ class TorchMLP:
         for _ in range(n):
             loss = self.step()
         return float(loss.detach())
+
+
+class TorchLeaky:
+    """The Leaky ResNet of arXiv 2405.17573 (bncli's ``leaky_resnet``) in eager PyTorch:
+    a = x Win; a <- (1 - rho_l Lt) a + rho_l [relu(a), 1] W_l; f = a Wout;
+    loss = mean_i ||f(x_i) - y_i||^2 + lam / (2 Lt) (sum_l rho_l ||W_l||^2 + ||Win||^2
+    + ||Wout||^2); plain gradient descent."""
+
+    def __init__(self, params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
+                 lam: float, lr: float, leak: float):
+        torch = _torch()
+        names = sorted(k for k in params if k[0] == "W" and k[1:].isdigit())
+        self.W = [torch.tensor(np.asarray(params[k]), requires_grad=True) for k in names]
+        self.ends = [torch.tensor(np.asarray(params[k]), requires_grad=True) for k in ("Win", "Wout")]
+        self.rho = [float(r) for r in np.asarray(params["rho"])]
+        self.params = self.W + self.ends
+        self.x, self.y = torch.tensor(np.asarray(x)), torch.tensor(np.asarray(y))
+        self.lam, self.lr, self.leak = float(lam), float(lr), float(leak)
+        self._torch = torch
+
+    def loss_fn(self):
+        torch = self._torch
+        a = self.x @ self.ends[0]
+        one = torch.ones(a.shape[0], 1, dtype=a.dtype)
+        for rho, W in zip(self.rho, self.W):
+            a = (1 - rho * self.leak) * a + rho * (torch.cat([torch.relu(a), one], 1) @ W)
+        fit = ((a @ self.ends[1] - self.y) ** 2).sum(dim=-1).mean()
+        ridge = sum(r * (W * W).sum() for r, W in zip(self.rho, self.W))
+        ridge = ridge + sum((e * e).sum() for e in self.ends)
+        return fit + self.lam / (2 * self.leak) * ridge
+
+    def run(self, n: int) -> float:
+        torch, loss = self._torch, None
+        for _ in range(n):
+            for p in self.params:
+                p.grad = None
+            loss = self.loss_fn()
+            loss.backward()
+            with torch.no_grad():
+                torch._foreach_add_(self.params, [p.grad for p in self.params], alpha=-self.lr)
+        return float(loss.detach())

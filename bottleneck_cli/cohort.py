@@ -183,6 +183,8 @@ class Cohort:
                 _PROGRAMS[key] = (Program(self._make_chunk(), donate_argnums=0),
                                   Program(self._make_evaluate()))
             self._chunk, self._evaluate = _PROGRAMS[key]
+        if getattr(self.model, "host_every", 0):
+            self._host_update = Program(self._make_host_update())
 
     def stage_ends(self) -> list[int]:
         """Steps at which one stage ends and the next begins."""
@@ -234,12 +236,34 @@ class Cohort:
 
         return make_evaluate(self.cfg, self.model, self.stage, self.data_info)
 
-    # ---- host-side driving ---------------------------------------------------
-    def run_to(self, step: int) -> None:
+    def _make_host_update(self):
+        """vmapped ``model.host_update`` on the training inputs, kept for frozen members."""
+        import jax
         import jax.numpy as jnp
 
-        n = step - int(self.state["step"])
-        self.state = self._chunk(self.state, self.hyper, self.data, jnp.asarray(n, jnp.int32))
+        n_rep = min(self.cfg.metrics.max_samples, self.data_info.n_train)
+
+        def one(params, x, alive):
+            new = self.model.host_update(params, x[:n_rep])
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(alive, a, b), new, params)
+
+        return lambda params, data, alive: jax.vmap(one)(params, data["x"], alive)
+
+    # ---- host-side driving ---------------------------------------------------
+    def run_to(self, step: int) -> None:
+        """Train to ``step``; a model with ``host_every`` > 0 has its ``host_update(params,
+        x)`` applied (to living members) whenever the step reaches a multiple of it."""
+        import jax.numpy as jnp
+
+        every = int(getattr(self.model, "host_every", 0) or 0)
+        at = int(self.state["step"])
+        marks = [m for m in range(at - at % every + every, step + 1, every)] if every else []
+        for stop in [*marks, step] if not marks or marks[-1] != step else marks:
+            n = jnp.asarray(stop - int(self.state["step"]), jnp.int32)
+            self.state = self._chunk(self.state, self.hyper, self.data, n)
+            if every and stop % every == 0:
+                self.state["params"] = self._host_update(self.state["params"], self.data,
+                                                         self.state["alive"])
 
     def evaluate(self) -> list[tuple[dict, dict]]:
         """Per member: (scalar metrics, raw singular-value arrays)."""

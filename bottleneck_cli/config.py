@@ -43,6 +43,20 @@ class ModelConfig:
     ridge_on_bias: bool = False  # include biases in the ridge term
 
 
+@dataclass
+class LeakyResNetConfig:
+    """Leaky ResNet (arXiv 2405.17573): L = depth residual layers of width ``width``."""
+
+    name: str = "leaky_resnet"
+    leak: float = 1.0  # the effective depth Lt (> 0)
+    steps: str = "equidistant"  # layer steps rho_l: equidistant | irregular | adaptive
+    irregular_a: float = 0.5  # irregular: rho_l ~ 1 + a (1/4 - |l/L - 1/2|), a in [0, 1)
+    adapt_every: int = 100  # adaptive: training steps between updates of rho
+    learn_ends: bool = True  # the input and output linear maps are trained (else fixed)
+    ridge_ends: bool = True  # count the (learned) end maps in the ridge
+    init_scale: float = 1.0
+
+
 # ---- task families: each its own dataclass, a Hydra group option (configs/task/<name>.yaml)
 @dataclass
 class TaskBase:
@@ -77,6 +91,21 @@ class TeacherTask(GeneratedTask):
     name: str = "teacher"
     hidden: int = 64  # teacher width
     teacher_depth: int = 3  # weight matrices of the random ReLU teacher
+
+
+@dataclass
+class BottleneckTeacherTask(GeneratedTask):
+    """f* = composition of random networks through low inner dimensions (arXiv 2405.17573)."""
+
+    name: str = "bottleneck_teacher"
+    n_train: int = 1000
+    n_test: int = 1000
+    d_in: int = 30
+    d_out: int = 30
+    inner_dims: list[int] = field(default_factory=lambda: [3])  # inner dimensions; k* = min
+    teacher_kind: str = "fc"  # fc (random ReLU MLPs) | resnet (random ResNets)
+    hidden: int = 100  # width of each random network
+    teacher_depth: int = 3  # layers (fc) or residual blocks (resnet) of each network
 
 
 @dataclass
@@ -123,8 +152,8 @@ class DigitsTask(TaskBase):
 
 TASK_FAMILIES = {"compositional": CompositionalTask, "teacher": TeacherTask,
                  "low_rank": LowRankTask, "npz": NpzTask, "digits": DigitsTask,
-                 "completion": CompletionTask}
-MODEL_FAMILIES = {"mlp": ModelConfig, "linear": ModelConfig}
+                 "completion": CompletionTask, "bottleneck_teacher": BottleneckTeacherTask}
+MODEL_FAMILIES = {"mlp": ModelConfig, "linear": ModelConfig, "leaky_resnet": LeakyResNetConfig}
 TaskConfig = CompositionalTask  # the default task's settings
 
 
@@ -178,6 +207,7 @@ class MetricsConfig:
     jacobian_samples: int = 8  # inputs at which the Jacobian is evaluated (0 = off)
     neuron_cos: float = 0.99  # distinct neuron directions: two with this cosine count once
     neuron_active: float = 0.01  # active: output term above this fraction of the layer's largest
+    coi_gamma: float = 1e-3  # leaky ResNets: gamma_l = coi_gamma * ||K_l||_op in (K_l + gamma_l I)
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Host-side summaries of a run (read by the trainer and the report; no JAX)'s trajectory (arXiv 2305.16038 rank jumps, 2106.15933
-saddle-to-saddle staircases), from its metrics records; pure functions of sequences.
+"""Host-side summaries of a run's trajectory (arXiv 2305.16038 rank jumps, 2106.15933
+saddle-to-saddle staircases), from its metrics records; pure functions of sequences that
+the trainer and the report both use (no JAX).
 
 * ``rank_jumps``: the changes of a rank sequence that persist, as (step, before, after).
   A new value counts once it holds for ``persistence`` consecutive records (the final

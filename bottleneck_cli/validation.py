@@ -29,11 +29,14 @@ MAX_RECORDS = 10**6  # metric records (each writes a spectra file) and checkpoin
 MAX_ELEMENTS = 2**30  # parameters, data and representation entries (4 GiB in float32 each)
 
 CHOICES = {
-    "model.name": ("mlp", "linear"),
+    "model.name": ("mlp", "linear", "leaky_resnet"),
+    "model.steps": ("equidistant", "irregular", "adaptive"),
     "model.activation": ("relu", "tanh", "identity"),
     "model.init": ("he", "lecun"),
-    "task.name": ("compositional", "low_rank", "npz", "digits", "teacher", "completion"),
+    "task.name": ("compositional", "low_rank", "npz", "digits", "teacher", "completion",
+                  "bottleneck_teacher"),
     "task.sampling": ("cover", "uniform"),
+    "task.teacher_kind": ("fc", "resnet"),
     "task.inner": ("linear", "smooth"),
     "task.inputs": ("gaussian", "identity"),
     "task.loss": ("mse", "cross_entropy"),
@@ -63,6 +66,10 @@ RANGES = [
     ("model.init_scale", lambda v: v > 0, "must be > 0"),
     ("model.init_gamma", lambda v: v is None or -10 <= v <= 10, "must be in [-10, 10], or null"),
     ("task.observed", lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    ("model.leak", lambda v: v > 0, "must be > 0 (the effective depth; the ridge is lam/(2 leak))"),
+    ("model.irregular_a", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("model.adapt_every", *_between(1, MAX_STEPS)),
+    ("metrics.coi_gamma", lambda v: v > 0, "must be > 0"),
     ("task.n_train", *_between(1, MAX_SAMPLES)),
     ("task.n_test", *_between(0, MAX_SAMPLES)),
     ("task.d_in", *_between(1, MAX_DIM)),
@@ -229,6 +236,27 @@ def _check_full_batch(cfg) -> None:
         raise ConfigError("lbfgs trains on full batches: leave optim.batch_size unset")
 
 
+def _check_leaky(cfg) -> None:
+    """Fixed layer steps with rho_l * Lt > 1 make a skip weight 1 - rho_l Lt negative
+    (rho_l Lt = 1 is the fully connected limit); adaptive steps record it instead."""
+    dims = cfg.task.get("inner_dims")
+    if dims is not None and (len(dims) == 0 or any(not 1 <= int(k) <= MAX_DIM for k in dims)):
+        raise ConfigError(f"task.inner_dims={list(dims)} must be a non-empty list of "
+                          f"dimensions in [1, {MAX_DIM}]")
+    if cfg.model.get("name") != "leaky_resnet" or cfg.model.get("_target_"):
+        return
+    if cfg.model.steps == "adaptive":
+        return
+    from .models.leaky_resnet import fixed_steps
+
+    rho = float(fixed_steps(cfg.depth, cfg.model.steps, cfg.model.irregular_a).max())
+    if rho * cfg.model.leak > 1 + 1e-9:
+        raise ConfigError(f"model.leak={cfg.model.leak:g} with depth={cfg.depth} "
+                          f"(model.steps={cfg.model.steps}) gives a layer step rho={rho:.4g} "
+                          f"with rho * leak = {rho * cfg.model.leak:.4g} > 1 (a negative skip "
+                          "weight); use depth >= leak, a smaller leak, or model.steps=adaptive")
+
+
 def validate(cfg) -> None:
     """Raise ConfigError (naming the key) for out-of-range or unknown-choice values."""
     _check_finite(cfg)
@@ -260,6 +288,7 @@ def validate(cfg) -> None:
             f"task.rank={cfg.task.rank} must be <= task.d_latent={cfg.task.d_latent}"
         )
     _check_stages(cfg)
+    _check_leaky(cfg)
     if cfg.optim.name == "lbfgs":
         _check_full_batch(cfg)
     sv = cfg.task.get("singular_values")

@@ -25,6 +25,7 @@ from .closed_forms import denoise_shrink, denoise_threshold, schatten_norm_cost
 from .config import setting
 from .end_to_end import end_to_end, is_linear_chain, summarize_end_to_end
 from .jacobian import jacobian_matrices, jacobian_svals
+from .leaky import hamiltonian_terms, leaky_metrics, stabilised_norms
 from .neurons import count_components, neuron_counts, neuron_graph, neuron_metrics
 from .ntk import (NTK_ITERS, NTK_MAX_SAMPLES, ntk_max_eig, ntk_metrics, ntk_trace,
                   ntk_trace_mlp, tridiagonal_max_eig)
@@ -153,6 +154,7 @@ METRICS: dict[str, Metric] = {  # computed in this order
     "init_distance": Metric(_init_distance, lambda c: c.params0 is not None),
     "jacobian": Metric(_jacobian, lambda c: int(setting(c.cfg, "jacobian_samples")) > 0),
     "ntk": Metric(_ntk, lambda c: bool(setting(c.cfg, "ntk"))),
+    "leaky": Metric(leaky_metrics, lambda c: getattr(c.model, "kind", None) == "leaky_resnet"),
 }
 
 
@@ -166,7 +168,8 @@ def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
     ``jacobian_samples`` override the config's switches. Keys: docs/metrics.md.
     """
     cfg = {name: setting(metrics_cfg, name) for name in
-           ("max_samples", "jacobian_samples", "ntk", "ntk_samples", "neuron_cos", "neuron_active")}
+           ("max_samples", "jacobian_samples", "ntk", "ntk_samples", "neuron_cos", "neuron_active",
+            "coi_gamma")}
     if ntk is not None:
         cfg["ntk"] = ntk
     if jacobian_samples is not None:
@@ -186,5 +189,5 @@ __all__ = [
     "nuclear_rank", "entropy_rank", "near_one_count", "log_pdet", "neuron_metrics",
     "neuron_graph", "count_components", "neuron_counts", "jacobian_matrices", "jacobian_svals",
     "ntk_trace", "ntk_trace_mlp", "ntk_max_eig", "tridiagonal_max_eig", "ntk_metrics",
-    "NTK_ITERS", "NTK_MAX_SAMPLES", "schatten_norm_cost", "denoise_threshold", "denoise_shrink",
+    "NTK_ITERS", "NTK_MAX_SAMPLES", "hamiltonian_terms", "leaky_metrics", "stabilised_norms", "schatten_norm_cost", "denoise_threshold", "denoise_shrink",
 ]

@@ -18,9 +18,11 @@ import sys
 from typing import Callable
 
 from .base import Model
+from .leaky_resnet import LeakyResNet, build_leaky_resnet
 from .mlp import MLP, FullyConnected, build_linear, build_mlp
 
-MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear}
+MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear,
+                               "leaky_resnet": build_leaky_resnet}
 
 
 def resolve_target(path: str, search_dirs=()):
@@ -58,4 +60,4 @@ def build(cfg, in_shape, d_out: int, search_dirs=()) -> Model:
     return builder(cfg, in_shape, d_out)
 
 
-__all__ = ["MODELS", "MLP", "FullyConnected", "Model", "build", "resolve_target"]
+__all__ = ["MODELS", "LeakyResNet", "MLP", "FullyConnected", "Model", "build", "resolve_target"]

@@ -15,7 +15,9 @@ A model is built from the run config and the data's shapes and offers (big_visio
 
 Optional capabilities, looked up by the metrics that need them: ``preactivations(params,
 x)`` (the hidden layers before the nonlinearity, same names as ``hiddens``), and
-``kind``/``activation`` (which family-specific metrics apply).
+``kind``/``activation`` (which family-specific metrics apply), and ``host_every`` with
+``host_update(params, x) -> params`` (the trainer applies it whenever the step reaches a
+multiple of ``host_every``: non-trained state such as adaptive layer steps).
 """
 
 from __future__ import annotations

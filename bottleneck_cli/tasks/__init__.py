@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .base import Dataset, TaskError, task_seed
+from .bottleneck_teacher import bottleneck_teacher
 from .completion import completion, completion_target
 from .compositional import compositional, compositional_maps
 from .digits import digits
@@ -30,6 +31,7 @@ TASKS: dict[str, Callable] = {
     "digits": digits,
     "teacher": teacher,
     "completion": completion,
+    "bottleneck_teacher": bottleneck_teacher,
 }
 
 

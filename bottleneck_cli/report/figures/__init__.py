@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
-from . import (closed_form, convergence, curves, depth_fit, neurons, phase, profiles,
-               rank_jumps,                remaining, run_spectra, vs_depth)
+from . import (closed_form, convergence, curves, depth_fit, leaky, neurons, phase,
+               profiles, rank_jumps, remaining, run_spectra, vs_depth)
 from .base import Context, Fig
 
 
@@ -51,4 +51,7 @@ FIGURES: dict[str, Kind] = {
     "loss_plateaus": Kind(partial(rank_jumps.plan, "loss_plateaus"), rank_jumps.draw,
                           cost=3),
     "staircase": Kind(partial(rank_jumps.plan, "staircase"), rank_jumps.draw),
+    "leaky_rank": Kind(partial(leaky.plan, "leaky_rank"), leaky.draw),
+    "leaky_energies": Kind(partial(leaky.plan, "leaky_energies"), leaky.draw, cost=3),
+    "leaky_steps": Kind(partial(leaky.plan, "leaky_steps"), leaky.draw),
 }

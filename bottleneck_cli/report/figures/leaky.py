@@ -1,0 +1,167 @@
+"""Leaky ResNet figures (arXiv 2405.17573): the Hamiltonian rank estimate and the minimal
+cost of identity against the effective depth Lt (Fig. 1a, with the teacher's inner
+dimension), COI / kinetic energy / Hamiltonian against the layer position p (Fig. 1c),
+and the test error against L per layer-step scheme (Fig. 2a)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pandas as pd
+
+from ..tables import layer_cols
+from .base import Context, Fig, evenly, styled
+
+RANK, MIN_COI = "bottleneck/hamiltonian_rank", "bottleneck/min_coi"
+ENERGIES = [("coi/Z", "COI ||A_p||²"), ("kinetic/Z", "kinetic energy"),
+            ("hamiltonian/Z", "Hamiltonian H")]
+
+
+def _finished(ctx: Context, *columns: str) -> pd.Index:
+    ok = ctx.info["finished"].to_numpy(bool)
+    for c in columns:
+        table = ctx.cfg if c in ctx.cfg else ctx.finals if c in ctx.finals else None
+        ok = ok & (table[c].notna().to_numpy(bool) if table is not None else False)
+    return ctx.info.index[ok]
+
+
+def _k_star(ctx: Context, idx) -> float | None:
+    if "task.inner_dims" not in ctx.cfg:
+        return None
+    import json
+
+    vals = [json.loads(v) if isinstance(v, str) else v for v in ctx.cfg.loc[idx, "task.inner_dims"]]
+    dims = [min(v) for v in vals if isinstance(v, (list, tuple)) and v]
+    return float(min(dims)) if dims else None
+
+
+def rank_data(ctx: Context) -> pd.DataFrame:
+    """Final rank estimate and min COI per (depth, Lt): mean over seeds."""
+    idx = _finished(ctx, "model.leak")
+    d = pd.DataFrame({"depth": ctx.info.loc[idx, "depth"], "leak": ctx.cfg.loc[idx, "model.leak"],
+                      "rank": pd.to_numeric(ctx.finals.loc[idx, RANK], errors="coerce"),
+                      "coi": pd.to_numeric(ctx.finals.loc[idx, MIN_COI], errors="coerce")})
+    return d.groupby(["depth", "leak"]).mean().reset_index().sort_values(["depth", "leak"])
+
+
+def energy_data(ctx: Context, k: int = 4) -> pd.DataFrame:
+    """Per-layer COI, kinetic energy and Hamiltonian against p for up to ``k`` runs
+    (evenly over the finished ones, sorted by Lt): columns run, p, metric, value."""
+    idx = [i for i in _finished(ctx, "model.leak") if "p/Z01" in ctx.finals.columns]
+    idx = evenly(sorted(idx, key=lambda i: (ctx.cfg.loc[i, "model.leak"], i)), k)
+    rows = []
+    for i in idx:
+        label = f"Lt={ctx.cfg.loc[i, 'model.leak']:g}, L={ctx.info.loc[i, 'depth']:g}"
+        for prefix, _ in ENERGIES:
+            for col, layer in layer_cols(ctx.finals, prefix):
+                p = ctx.finals.loc[i, f"p/Z{layer:02d}"]
+                rows.append((label, float(p), prefix, float(ctx.finals.loc[i, col])))
+    return pd.DataFrame(rows, columns=["run", "p", "metric", "value"])
+
+
+def steps_data(ctx: Context) -> pd.DataFrame:
+    """Final test loss per (step scheme, depth): mean and std over seeds."""
+    idx = _finished(ctx, "model.steps", "loss/test")
+    d = pd.DataFrame({"scheme": ctx.cfg.loc[idx, "model.steps"], "depth": ctx.info.loc[idx, "depth"],
+                      "err": pd.to_numeric(ctx.finals.loc[idx, "loss/test"], errors="coerce")})
+    return d.groupby(["scheme", "depth"])["err"].agg(["mean", "std"]).reset_index()
+
+
+def plan_rank(ctx: Context) -> Iterator[Fig | str]:
+    if RANK not in ctx.finals or "model.leak" not in ctx.cfg:
+        return
+    data = rank_data(ctx)
+    if data["leak"].nunique() < 2:
+        yield "leaky rank against Lt: needs finished runs at >= 2 values of model.leak"
+        return
+    yield Fig("leaky_rank", "Hamiltonian rank estimate and minimal COI against Lt",
+              "−2H/Lt (median over layers) and min_p COI at the end of training against "
+              "the effective depth Lt; dotted: the teacher's inner dimension k*. The paper "
+              "(Fig. 1a): the first approaches k* from below, the second from above.",
+              "leaky_rank", ("leaky_rank", data, _k_star(ctx, _finished(ctx, "model.leak"))))
+
+
+def plan_energies(ctx: Context) -> Iterator[Fig | str]:
+    if RANK not in ctx.finals or "model.leak" not in ctx.cfg:
+        return
+    energies = energy_data(ctx)
+    if len(energies):
+        yield Fig("leaky_energies", "COI, kinetic energy and Hamiltonian against p",
+                  "Per layer at the end of training, against the layer position p_l (Fig. 1c), "
+                  "for up to 4 runs: COI and kinetic energy large near input and output, the "
+                  "Hamiltonian flatter.", "leaky_energies", ("leaky_energies", energies))
+
+
+def plan_steps(ctx: Context) -> Iterator[Fig | str]:
+    if RANK not in ctx.finals or "model.steps" not in ctx.cfg:
+        return
+    steps = steps_data(ctx)
+    if steps["scheme"].nunique() >= 2 and steps["depth"].nunique() >= 2:
+        yield Fig("leaky_steps", "Test error against L per layer-step scheme",
+                  "Final test MSE against the number of layers L, one line per model.steps "
+                  "(Fig. 2a), mean ± std over seeds.", "leaky_steps", ("leaky_steps", steps))
+
+
+@styled
+def draw_rank(df: pd.DataFrame, k_star: float | None):
+    from .. import style as ps
+
+    fig, axes = ps.panels(1, 1, w=4.2, h=3.0)
+    ax = axes[0, 0]
+    for depth, g in df.groupby("depth"):
+        ax.plot(g["leak"], g["rank"], "o-", label=f"−2H/Lt (L={depth:g})")
+        ax.plot(g["leak"], g["coi"], "s--", label=f"min COI (L={depth:g})")
+    if k_star is not None:
+        ax.axhline(k_star, color="0.4", ls=":", lw=1, label=f"k* = {k_star:g}")
+    ax.set_xlabel("effective depth Lt")
+    ax.set_ylabel("rank estimate")
+    ax.legend(loc="best", fontsize=7)
+    return fig
+
+
+@styled
+def draw_energies(df: pd.DataFrame):
+    from .. import style as ps
+
+    fig, axes = ps.panels(1, len(ENERGIES), w=3.4, h=2.9)
+    colors = ps.cat_colors(df["run"])
+    for ax, (prefix, label) in zip(axes.flat, ENERGIES):
+        for run, g in df[df["metric"] == prefix].groupby("run", sort=False):
+            g = g.sort_values("p")
+            ax.plot(g["p"], g["value"], "o-", ms=3, color=colors[run], label=run)
+        ax.set_xlabel("layer position p")
+        ax.set_ylabel(label)
+        if prefix != "hamiltonian/Z":
+            ax.set_yscale("symlog", linthresh=1.0)
+    axes[0, 0].legend(loc="best", fontsize=7)
+    return fig
+
+
+@styled
+def draw_steps(df: pd.DataFrame):
+    from .. import style as ps
+
+    fig, axes = ps.panels(1, 1, w=4.2, h=3.0)
+    ax = axes[0, 0]
+    for scheme, g in df.groupby("scheme"):
+        g = g.sort_values("depth")
+        ax.errorbar(g["depth"], g["mean"], yerr=g["std"].fillna(0), fmt="o-", capsize=2,
+                    label=str(scheme))
+    ax.set_xlabel("layers L")
+    ax.set_ylabel("test MSE")
+    ax.set_yscale("log")
+    ax.legend(loc="best")
+    return fig
+
+
+PLANS = {"leaky_rank": plan_rank, "leaky_energies": plan_energies, "leaky_steps": plan_steps}
+DRAWS = {"leaky_rank": draw_rank, "leaky_energies": draw_energies, "leaky_steps": draw_steps}
+
+
+def plan(stem: str, ctx: Context) -> Iterator[Fig | str]:
+    """The figure ``stem`` of ``PLANS`` (its args start with the stem, for ``draw``)."""
+    return PLANS[stem](ctx)
+
+
+def draw(stem: str, *args):
+    return DRAWS[stem](*args)
