@@ -39,7 +39,8 @@ def same(a: Dataset, b: Dataset) -> bool:
 
 
 def test_registry_and_unknown_task():
-    assert set(TASKS) == {"compositional", "low_rank", "npz", "digits", "teacher", "completion"}
+    assert set(TASKS) == {"compositional", "low_rank", "npz", "digits", "teacher", "completion",
+                          "bottleneck_teacher"}
     with pytest.raises(ValueError, match=r"Unknown task 'nope'; choose from \["):
         make_dataset(cfg(name="nope"), 0)
 

@@ -1,0 +1,136 @@
+"""The typed settings of each model and task family: one dataclass per family, each a
+Hydra group option (``configs/model/<name>.yaml`` and ``configs/task/<name>.yaml`` extend
+``/schema/<group>/<name>``; ``config.register_schema`` stores them). With ``config.py``
+the one place defaults are defined; a new family adds its dataclass and registry line here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class ModelConfig:
+    _target_: Optional[str] = None  # a researcher's own model class (docs/extending.md)
+    name: str = "mlp"  # mlp | linear
+    bias: bool = True
+    activation: str = "relu"  # relu | tanh | identity
+    init: str = "he"  # he (var 2/fan_in) | lecun (var 1/fan_in)
+    init_scale: float = 1.0  # multiplies the init standard deviation (variance sigma^2/fan_in)
+    init_gamma: Optional[float] = None  # set: W entries N(0, width^-gamma) (arXiv 2106.15933)
+    ridge_on_bias: bool = False  # include biases in the ridge term
+
+
+@dataclass
+class LeakyResNetConfig:
+    """Leaky ResNet (arXiv 2405.17573): L = depth residual layers of width ``width``."""
+
+    name: str = "leaky_resnet"
+    leak: float = 1.0  # the effective depth Lt (> 0)
+    steps: str = "equidistant"  # layer steps rho_l: equidistant | irregular | adaptive
+    irregular_a: float = 0.5  # irregular: rho_l ~ 1 + a (1/4 - |l/L - 1/2|), a in [0, 1)
+    adapt_every: int = 100  # adaptive: training steps between updates of rho
+    learn_ends: bool = True  # the input and output linear maps are trained (else fixed)
+    ridge_ends: bool = True  # count the (learned) end maps in the ridge
+    init_scale: float = 1.0
+
+
+# ---- task families: each its own dataclass, a Hydra group option (configs/task/<name>.yaml)
+@dataclass
+class TaskBase:
+    name: str = "compositional"
+    loss: str = "mse"  # mse | cross_entropy (classification tasks)
+    data_seed: Optional[int] = None  # seed of the data; default: the run seed
+
+
+@dataclass
+class GeneratedTask(TaskBase):
+    n_train: int = 256
+    n_test: int = 256
+    d_in: int = 20
+    d_out: int = 20
+    noise: float = 0.0  # std of Gaussian label noise on training targets
+
+
+@dataclass
+class CompositionalTask(GeneratedTask):
+    """f* = h o g through a rank-k inner map (SCIENCE.md 5.1)."""
+
+    d_latent: int = 8  # dimension of the latent z the input is built from
+    rank: int = 2  # inner dimension k of f = h o g
+    inner: str = "smooth"  # g is "linear" or a random "smooth" map
+    hidden: int = 64  # width of the random networks used as g and h
+
+
+@dataclass
+class TeacherTask(GeneratedTask):
+    """y = a random ReLU teacher network of x (SCIENCE.md 5.3)."""
+
+    name: str = "teacher"
+    hidden: int = 64  # teacher width
+    teacher_depth: int = 3  # weight matrices of the random ReLU teacher
+
+
+@dataclass
+class BottleneckTeacherTask(GeneratedTask):
+    """f* = composition of random networks through low inner dimensions (arXiv 2405.17573)."""
+
+    name: str = "bottleneck_teacher"
+    n_train: int = 1000
+    n_test: int = 1000
+    d_in: int = 30
+    d_out: int = 30
+    inner_dims: list[int] = field(default_factory=lambda: [3])  # inner dimensions; k* = min
+    teacher_kind: str = "fc"  # fc (random ReLU MLPs) | resnet (random ResNets)
+    hidden: int = 100  # width of each random network
+    teacher_depth: int = 3  # layers (fc) or residual blocks (resnet) of each network
+
+
+@dataclass
+class LowRankTask(GeneratedTask):
+    """y = A x with rank(A) = rank; identity inputs: the denoising problem (SCIENCE.md 4)."""
+
+    name: str = "low_rank"
+    rank: int = 2
+    singular_values: Optional[list[float]] = None  # s_i(A), default rank..1 evenly spaced
+    inputs: str = "gaussian"  # gaussian | identity
+
+
+@dataclass
+class CompletionTask(TaskBase):
+    """A rank-r M* (d_out x d_in) observed on a fraction of its entries (SCIENCE.md 5.6)."""
+
+    name: str = "completion"
+    d_in: int = 20
+    d_out: int = 20
+    rank: int = 2
+    singular_values: Optional[list[float]] = None  # s_i(M*), default all 1
+    observed: float = 0.5  # fraction of entries observed, in (0, 1]
+    sampling: str = "cover"  # cover (>= 1 per row and column, then uniform) | uniform
+    noise: float = 0.0  # std of Gaussian noise on the observed entries
+
+
+@dataclass
+class NpzTask(TaskBase):
+    """The user's own arrays: x_train, y_train[, x_test, y_test] (README)."""
+
+    name: str = "npz"
+    path: Optional[str] = None
+
+
+@dataclass
+class DigitsTask(TaskBase):
+    """scikit-learn's 8x8 digits (shipped with it): classification with one-hot targets."""
+
+    name: str = "digits"
+    n_train: int = 1000
+    n_test: int = 500
+    n_classes: int = 10  # how many digit classes to keep (2..10)
+
+
+TASK_FAMILIES = {"compositional": CompositionalTask, "teacher": TeacherTask,
+                 "low_rank": LowRankTask, "npz": NpzTask, "digits": DigitsTask,
+                 "completion": CompletionTask, "bottleneck_teacher": BottleneckTeacherTask}
+MODEL_FAMILIES = {"mlp": ModelConfig, "linear": ModelConfig, "leaky_resnet": LeakyResNetConfig}
+TaskConfig = CompositionalTask  # the default task's settings
