@@ -18,9 +18,22 @@ import sys
 from typing import Callable
 
 from .base import Model
+from .mixed import build_mixed
 from .mlp import MLP, FullyConnected, build_linear, build_mlp
 
-MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear}
+MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear, "mixed": build_mixed}
+
+# Families with their own training rule (docs/extending.md): name -> "module:function",
+# the function taking ``(members, progress)`` as ``train.train_members`` does.
+TRAINERS: dict[str, str] = {"mixed": "bottleneck_cli.models.mixed_train:train_mixed"}
+
+
+def own_trainer(cfg):
+    """The training function of ``cfg.model``'s family when it brings its own, else None."""
+    if cfg.model.get("_target_") or cfg.model.get("name") not in TRAINERS:
+        return None
+    module, _, fn = TRAINERS[cfg.model.name].partition(":")
+    return getattr(importlib.import_module(module), fn)
 
 
 def resolve_target(path: str, search_dirs=()):
@@ -58,4 +71,5 @@ def build(cfg, in_shape, d_out: int, search_dirs=()) -> Model:
     return builder(cfg, in_shape, d_out)
 
 
-__all__ = ["MODELS", "MLP", "FullyConnected", "Model", "build", "resolve_target"]
+__all__ = ["MODELS", "MLP", "FullyConnected", "Model", "TRAINERS", "build", "own_trainer",
+           "resolve_target"]

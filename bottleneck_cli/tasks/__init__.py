@@ -20,6 +20,7 @@ from .compositional import compositional, compositional_maps
 from .digits import digits
 from .files import npz
 from .low_rank import low_rank, low_rank_matrix
+from .mixed_target import mixed_target, mixed_target_matrices
 from .teacher import teacher
 
 TASKS: dict[str, Callable] = {
@@ -28,6 +29,7 @@ TASKS: dict[str, Callable] = {
     "npz": npz,
     "digits": digits,
     "teacher": teacher,
+    "mixed_target": mixed_target,
 }
 
 
@@ -40,4 +42,4 @@ def make_dataset(task_cfg, seed: int, dtype=np.float32) -> Dataset:
 
 
 __all__ = ["TASKS", "Dataset", "TaskError", "compositional_maps", "low_rank_matrix",
-           "make_dataset"]
+           "make_dataset", "mixed_target_matrices"]

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SALTS = {"compositional": 0xC0115, "low_rank": 0x10A4, "digits": 0xD161, "teacher": 0x7EAC}
+SALTS = {"compositional": 0xC0115, "low_rank": 0x10A4, "digits": 0xD161, "teacher": 0x7EAC,
+         "mixed_target": 0x2405A}
 
 
 class TaskError(ValueError):
