@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
-from . import (closed_form, curves, depth_fit, neurons, phase, profiles, remaining,
+from . import (closed_form, curves, depth_fit, mixed, neurons, phase, profiles, remaining,
                run_spectra, vs_depth)
 from .base import Context, Fig
 
@@ -39,6 +39,8 @@ FIGURES: dict[str, Kind] = {
     "near_one_rest": Kind(remaining.plan, remaining.figure, cost=3),
     "training_curves": Kind(curves.plan, curves.draw, cost=6),
     "phase": Kind(phase.plan, phase.draw),
+    "mixed_phase": Kind(mixed.plan, mixed.draw, cost=4),
+    "mixed_dynamics": Kind(mixed.plan_dynamics, mixed.draw_dynamics),
     "ntk_vs_depth": Kind(partial(vs_depth.plan, "ntk_vs_depth"), vs_depth.draw),
     "jacobian_vs_depth": Kind(partial(vs_depth.plan, "jacobian_vs_depth"), vs_depth.draw),
     "closed_form": Kind(closed_form.plan, closed_form.draw),
