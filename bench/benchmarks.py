@@ -764,6 +764,82 @@ def bench_leaky(opts: Opts) -> Section:
     sec.rows.append([depth, width, n, f"{ks['bncli']}/{ks['eager']}", ms["bncli"], ms["eager"],
                      f"{ratio:.2f}×", "yes" if agree else f"NO ({j_loss:.6g} vs {t_loss:.6g})"])
     sec.targets = [Target("leaky_resnet vs torch eager at (20, 100, 1000)", ratio, ">=", 1.0)]
+# ---------------------------------------------------------------- mixed lazy/active grid
+def _mixed_reduced(d: int, points: list, sc: bool = False) -> float:
+    """Wall seconds of bncli's reduced simulation of ``points`` (gamma_sigma, gamma_w) as one
+    vmapped batch at dimension d (compiled beforehand)."""
+    import jax
+
+    sys.path.insert(0, str(ROOT))
+    from bottleneck_cli.models import mixed_sim as sim
+    from bottleneck_cli.models.mixed import TwoLayerLinear, step_size
+    from bottleneck_cli.tasks import mixed_target_matrices
+
+    a_star, e = mixed_target_matrices(type("T", (), {"d": d, "rank": 5, "noise": 1.0}), 0)
+    op = float(np.linalg.norm(a_star, 2))
+    states, consts = [], []
+    for gs, gw in points:
+        m = TwoLayerLinear(d, gs, gw)
+        consts.append({"Y": (a_star + e).astype(np.float32), "A_star": a_star.astype(np.float32),
+                       "eta": np.float32(step_size(gs, gw, d, op)), "c": np.float32(m.sigma2 * m.w)})
+        states.append(jax.device_get(sim.init_state(m.init(0), consts[-1]["Y"], None, sc)))
+    stack = lambda trees: jax.tree_util.tree_map(lambda *a: np.stack(a), *trees)  # noqa: E731
+    rules = (("plateau_delta", 2e-4), ("plateau_drop", 1e-2), ("steps", 750),
+             ("stop_increasing", 3), ("stop_train", 1e-3))
+    prog = sim.chunk_program(10, rules)
+
+    def run():
+        state, const = stack(states), stack(consts)
+        while not np.asarray(state["done"]).all():
+            state, outs, _ = prog(state, const)
+        return state
+
+    run()  # compile
+    t0 = time.perf_counter()
+    run()
+    return time.perf_counter() - t0
+
+
+def bench_mixed(opts: Opts) -> Section:
+    """Per grid point: the NumPy port of main.ipynb's full-width loop against bncli's
+    exact reduced simulation (one point alone, and 30 points of a row in one batch)."""
+    sys.path.insert(0, str(ROOT))
+    from bottleneck_cli.models.mixed import sigma2_of, step_size, width_of
+    from bottleneck_cli.models.mixed_ref import official_run
+    from bottleneck_cli.tasks import mixed_target_matrices
+
+    d = 50
+    rows, ratios = [], []
+    a_star, e = mixed_target_matrices(type("T", (), {"d": d, "rank": 5, "noise": 1.0}), 0)
+    op = float(np.linalg.norm(a_star, 2))
+    for gs, gw in ((-1.5, 1.9), (-1.5, 2.2)):
+        w, s2 = width_of(d, gw), sigma2_of(d, gs)
+        rng = np.random.default_rng(0)
+        w1 = (np.sqrt(s2) * rng.standard_normal((w, d))).astype(np.float32)
+        w2 = (np.sqrt(s2) * rng.standard_normal((d, w))).astype(np.float32)
+        t0 = time.perf_counter()
+        out = official_run(w1, w2, a_star.astype(np.float32), e.astype(np.float32),
+                           np.float32(step_size(gs, gw, d, op)), sigma_sq=s2)
+        full = time.perf_counter() - t0
+        one = _mixed_reduced(d, [(gs, gw)])
+        batch = _mixed_reduced(d, [(gs, g) for g in np.linspace(1.75, 2.8, 30)]) / 30
+        ratios.append(full / batch)
+        rows.append([f"d={d}, γσ={gs}, γw={gw} (w={w})", out[7] + 1, f"{full:.3f} s",
+                     f"{one:.3f} s", f"{batch:.4f} s", f"{full / one:.3g}×", f"{full / batch:.3g}×"])
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    w_full = int(mem / (3 * 2 * 200 * 4))  # W1, W2 and one temporary of that size, float32
+    sec = Section("mixed", "mixed2024: official full-width loop vs exact reduced simulation",
+                  "Seconds per grid point of the NumPy port of main.ipynb's loop (full width, "
+                  "float32, singular values every iteration as the notebook) and of bncli's "
+                  "reduced simulation (2d x d coordinates, float32): one point alone, and per "
+                  "point in a batch of the 30 widths of the official grid row.",
+                  header=["grid point", "iterations", "NumPy full", "bncli one", "bncli per point (batch of 30)",
+                          "ratio one", "ratio batch"], rows=rows,
+                  commands=[".venv/bin/python bench/run.py --only mixed"])
+    sec.notes.append(f"largest width in memory at d=200: full simulation about {w_full:.3g} "
+                     f"({mem / 2**30:.0f} GiB RAM, three w x d float32 arrays); reduced: any "
+                     f"width up to the validation bound 1e15 (memory 2 x 400 x 200 floats)")
+    sec.targets = [Target("full / reduced per point (batch)", min(ratios), ">=", 10.0, why_miss=TODO)]
     return sec
 
 
@@ -777,4 +853,5 @@ BENCHMARKS = {
     "report": bench_report,
     "gpu": bench_gpu,
     "leaky": bench_leaky,
+    "mixed": bench_mixed,
 }

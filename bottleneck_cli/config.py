@@ -33,8 +33,8 @@ USER_CONFIG_ENV = "BNCLI_CONFIG_DIR"
 
 from .families import (  # noqa: E402,F401  the families' settings, re-exported
     MODEL_FAMILIES, TASK_FAMILIES, BottleneckTeacherTask, CompletionTask, CompositionalTask,
-    DigitsTask, GeneratedTask, LeakyResNetConfig, LowRankTask, ModelConfig, NpzTask, TaskBase,
-    TaskConfig, TeacherTask)
+    DigitsTask, GeneratedTask, LeakyResNetConfig, LowRankTask, MixedModelConfig, MixedTargetTask,
+    ModelConfig, NpzTask, TaskBase, TaskConfig, TeacherTask)
 
 
 @dataclass
@@ -156,7 +156,8 @@ BOOKKEEPING_KEYS = ("name", "out", "description", "log_every_s", "metrics", "che
 # sweep grouping and the program cache both use ``program_key``.
 PROGRAM_FREE = ("seed", "lam", "lr", "model.init_scale", "model.init_gamma", "task.noise",
                 "task.data_seed", "task.singular_values", "name", "out", "description", "train",
-                "convergence")
+                "convergence",
+                "model.gamma_sigma", "model.gamma_w")  # mixed: w enters only the init draw
 
 
 def program_key(cfg) -> str:

@@ -129,8 +129,39 @@ class DigitsTask(TaskBase):
     n_classes: int = 10  # how many digit classes to keep (2..10)
 
 
+@dataclass
+class MixedTargetTask(TaskBase):
+    """A* = U V^T (U, V: d x rank, entries rank^(-1/4) N(0,1)) observed with noise E
+    (N(0, noise^2) entries): arXiv 2405.17580, main.ipynb (SCIENCE.md 5.7)."""
+
+    name: str = "mixed_target"
+    d: int = 200
+    rank: int = 5  # K
+    noise: float = 1.0  # std of the entries of E (official: 1)
+
+
+@dataclass
+class MixedModelConfig:
+    """A = W2 W1, entries N(0, d^gamma_sigma), width int(d^gamma_w), trained by the
+    official GD recursion (models/mixed_train.py), not by ``optim``."""
+
+    name: str = "mixed"
+    gamma_sigma: float = -1.85  # sigma^2 = d^gamma_sigma
+    gamma_w: float = 2.25  # w = int(d^gamma_w)
+    exact_width: Optional[bool] = None  # simulate the 2d-dim span; null: when w > 2d
+    eta_factor: float = 50.0  # step 1/(f w sigma^2) if gamma_w + gamma_sigma > 1, else 1/(f ||A*||)
+    stop_train: float = 1e-3  # stop when the train error is below this
+    stop_increasing: int = 3  # stop when this many consecutive test errors increase
+    plateau_delta: float = 2e-4  # stop when |loss_i - loss_{i-1}| < this ...
+    plateau_drop: float = 1e-2  # ... and loss_0 - loss_i > this
+    self_consistent: bool = True  # run the self-consistent dynamics beside GD (dist/sc)
+    sv_every: int = 10  # singular values of A (and B) every this many iterations
+
+
 TASK_FAMILIES = {"compositional": CompositionalTask, "teacher": TeacherTask,
                  "low_rank": LowRankTask, "npz": NpzTask, "digits": DigitsTask,
-                 "completion": CompletionTask, "bottleneck_teacher": BottleneckTeacherTask}
-MODEL_FAMILIES = {"mlp": ModelConfig, "linear": ModelConfig, "leaky_resnet": LeakyResNetConfig}
+                 "completion": CompletionTask, "bottleneck_teacher": BottleneckTeacherTask,
+                 "mixed_target": MixedTargetTask}
+MODEL_FAMILIES = {"mlp": ModelConfig, "linear": ModelConfig, "leaky_resnet": LeakyResNetConfig,
+                  "mixed": MixedModelConfig}
 TaskConfig = CompositionalTask  # the default task's settings

@@ -236,7 +236,13 @@ def train_members(members: list[Member], progress=None) -> list[str]:
     Batches are formed of members at the same start step, at most ``sweep.max_members``
     each, and run one after another as vmapped programs. On a multi-core CPU the
     members instead train one per batch in ``cpu_lanes`` threads; every batch of one
-    shape reuses one compiled program either way."""
+    shape reuses one compiled program either way. A model family with its own
+    training rule (``models.TRAINERS``) trains its members itself."""
+    from .models import own_trainer
+
+    trainer = own_trainer(members[0].cfg) if members else None
+    if trainer is not None:
+        return trainer(members, progress)
     configure_jax(any(m.cfg.dtype == "float64" for m in members))
     for m in members:
         m.start = load_start(m.run, m.cfg)

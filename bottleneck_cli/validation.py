@@ -29,12 +29,12 @@ MAX_RECORDS = 10**6  # metric records (each writes a spectra file) and checkpoin
 MAX_ELEMENTS = 2**30  # parameters, data and representation entries (4 GiB in float32 each)
 
 CHOICES = {
-    "model.name": ("mlp", "linear", "leaky_resnet"),
+    "model.name": ("mlp", "linear", "leaky_resnet", "mixed"),
     "model.steps": ("equidistant", "irregular", "adaptive"),
     "model.activation": ("relu", "tanh", "identity"),
     "model.init": ("he", "lecun"),
     "task.name": ("compositional", "low_rank", "npz", "digits", "teacher", "completion",
-                  "bottleneck_teacher"),
+                  "bottleneck_teacher", "mixed_target"),
     "task.sampling": ("cover", "uniform"),
     "task.teacher_kind": ("fc", "resnet"),
     "task.inner": ("linear", "smooth"),
@@ -102,6 +102,12 @@ RANGES = [
     ("metrics.ntk_samples", *_between(1, MAX_SAMPLES)),
     ("metrics.neuron_cos", lambda v: -1 <= v <= 1, "must be in [-1, 1]"),
     ("metrics.neuron_active", lambda v: v >= 0, "must be >= 0"),
+    ("task.d", *_between(1, MAX_DIM)),
+    ("model.eta_factor", lambda v: v > 0, "must be > 0"),
+    ("model.stop_train", lambda v: v >= 0, "must be >= 0"),
+    ("model.stop_increasing", *_between(2, MAX_STEPS)),
+    ("model.plateau_delta", lambda v: v >= 0, "must be >= 0"),
+    ("model.sv_every", *_between(1, MAX_STEPS)),
     ("checkpoint.every", *_between(1, MAX_STEPS)),
     ("sweep.max_members", *_between(1, 10_000)),
     ("sweep.cpu_threads", *_between(0, 1024)),
@@ -289,8 +295,44 @@ def validate(cfg) -> None:
         )
     _check_stages(cfg)
     _check_leaky(cfg)
+    _check_mixed(cfg)
     if cfg.optim.name == "lbfgs":
         _check_full_batch(cfg)
     sv = cfg.task.get("singular_values")
     if sv is not None and any(s <= 0 for s in sv):
         raise ConfigError("task.singular_values must all be > 0")
+
+
+MAX_MIXED_WIDTH = 10**15  # w = int(d^gamma_w): the reduced run draws chi^2 with w dof
+
+
+def _check_mixed(cfg) -> None:
+    """The mixed lazy/active family (models/mixed.py): its model and task go together;
+    d >= K; a width of at least 1 (and one that fits when simulated in full); a
+    variance d^gamma_sigma the dtype holds."""
+    model, task = cfg.model.get("name"), cfg.task.name
+    if (model == "mixed") != (task == "mixed_target") and not cfg.model.get("_target_"):
+        raise ConfigError(f"model=mixed and task=mixed_target go together (got model={model}, "
+                          f"task={task}); use +experiment=mixed2024_small or set both")
+    if task == "mixed_target" and cfg.task.rank > cfg.task.d:
+        raise ConfigError(f"task.rank={cfg.task.rank} must be <= task.d={cfg.task.d} (K <= d)")
+    if model != "mixed":
+        return
+    d, gs, gw = cfg.task.d, cfg.model.gamma_sigma, cfg.model.gamma_w
+    w = float(d) ** gw
+    if not 1 <= w <= MAX_MIXED_WIDTH:
+        raise ConfigError(f"model.gamma_w={gw} gives width int({d}^{gw}) = {int(w) if w < 1 else w:.3g}"
+                          f"; it must be in [1, {MAX_MIXED_WIDTH:.0e}]")
+    w = int(w)
+    info = np.finfo(np.dtype(cfg.dtype))
+    sigma2 = float(d) ** gs
+    if not float(info.tiny) <= sigma2 <= float(info.max):
+        raise ConfigError(f"model.gamma_sigma={gs} gives sigma^2 = {d}^{gs} = {sigma2:.3g}, "
+                          f"outside {cfg.dtype}")
+    exact = cfg.model.exact_width
+    if exact and w < 2 * d:
+        raise ConfigError(f"model.exact_width=true needs width >= 2d = {2 * d} (got int({d}^{gw}) "
+                          f"= {w}); leave it null to simulate small widths in full")
+    if not (w > 2 * d if exact is None else exact) and w * d > MAX_ELEMENTS:
+        raise ConfigError(f"model.exact_width=false with width {w}: {w * d:.3g} entries per "
+                          f"weight exceed {MAX_ELEMENTS:.3g}; leave it null (exact reduction)")

@@ -19,10 +19,15 @@ from typing import Callable
 
 from .base import Model
 from .leaky_resnet import LeakyResNet, build_leaky_resnet
+from .mixed import build_mixed
 from .mlp import MLP, FullyConnected, build_linear, build_mlp
 
 MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear,
-                               "leaky_resnet": build_leaky_resnet}
+                               "leaky_resnet": build_leaky_resnet, "mixed": build_mixed}
+
+# Families with their own training rule (docs/extending.md): name -> "module:function",
+# the function taking ``(members, progress)`` as ``train.train_members`` does.
+TRAINERS: dict[str, str] = {"mixed": "bottleneck_cli.models.mixed_train:train_mixed"}
 
 
 def resolve_target(path: str, search_dirs=()):
@@ -60,4 +65,5 @@ def build(cfg, in_shape, d_out: int, search_dirs=()) -> Model:
     return builder(cfg, in_shape, d_out)
 
 
-__all__ = ["MODELS", "LeakyResNet", "MLP", "FullyConnected", "Model", "build", "resolve_target"]
+__all__ = ["MODELS", "LeakyResNet", "MLP", "FullyConnected", "Model", "TRAINERS", "build",
+           "own_trainer", "resolve_target"]

@@ -22,6 +22,7 @@ from .compositional import compositional, compositional_maps
 from .digits import digits
 from .files import npz
 from .low_rank import low_rank, low_rank_matrix
+from .mixed_target import mixed_target, mixed_target_matrices
 from .teacher import teacher
 
 TASKS: dict[str, Callable] = {
@@ -32,6 +33,7 @@ TASKS: dict[str, Callable] = {
     "teacher": teacher,
     "completion": completion,
     "bottleneck_teacher": bottleneck_teacher,
+    "mixed_target": mixed_target,
 }
 
 
@@ -44,5 +46,4 @@ def make_dataset(task_cfg, seed: int, dtype=np.float32) -> Dataset:
 
 
 __all__ = ["TASKS", "Dataset", "TaskError", "compositional_maps", "completion_target",
-           "low_rank_matrix",
-           "make_dataset"]
+           "low_rank_matrix", "make_dataset", "mixed_target_matrices"]

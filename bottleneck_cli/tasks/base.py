@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 SALTS = {"compositional": 0xC0115, "low_rank": 0x10A4, "digits": 0xD161, "teacher": 0x7EAC,
-         "completion": 0xC0A1, "bottleneck_teacher": 0xB07E}
+         "completion": 0xC0A1, "bottleneck_teacher": 0xB07E, "mixed_target": 0x2405A}
 
 
 class TaskError(ValueError):

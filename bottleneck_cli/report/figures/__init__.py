@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
-from . import (closed_form, convergence, curves, depth_fit, leaky, neurons, phase,
-               profiles, rank_jumps, remaining, run_spectra, vs_depth)
+from . import (closed_form, convergence, curves, depth_fit, leaky, mixed, neurons,
+               phase, profiles, rank_jumps, remaining, run_spectra, vs_depth)
 from .base import Context, Fig
 
 
@@ -40,6 +40,8 @@ FIGURES: dict[str, Kind] = {
     "training_curves": Kind(curves.plan, curves.draw, cost=6),
     "convergence": Kind(convergence.plan, convergence.draw, cost=2),
     "phase": Kind(phase.plan, phase.draw),
+    "mixed_phase": Kind(mixed.plan, mixed.draw, cost=4),
+    "mixed_dynamics": Kind(mixed.plan_dynamics, mixed.draw_dynamics),
     "ntk_vs_depth": Kind(partial(vs_depth.plan, "ntk_vs_depth"), vs_depth.draw),
     "jacobian_vs_depth": Kind(partial(vs_depth.plan, "jacobian_vs_depth"), vs_depth.draw),
     "closed_form": Kind(closed_form.plan, closed_form.draw),
