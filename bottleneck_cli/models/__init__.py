@@ -30,6 +30,14 @@ MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear,
 TRAINERS: dict[str, str] = {"mixed": "bottleneck_cli.models.mixed_train:train_mixed"}
 
 
+def own_trainer(cfg):
+    """The training function of ``cfg.model``'s family when it brings its own, else None."""
+    if cfg.model.get("_target_") or cfg.model.get("name") not in TRAINERS:
+        return None
+    module, _, fn = TRAINERS[cfg.model.name].partition(":")
+    return getattr(importlib.import_module(module), fn)
+
+
 def resolve_target(path: str, search_dirs=()):
     """The class named by ``model._target_`` (``package.module.Class``), imported from
     ``sys.path``, the working folder or ``search_dirs``; ValueError when it cannot be."""
