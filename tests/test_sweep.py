@@ -28,7 +28,11 @@ def test_grid_expansion_matches_hydras_basic_sweeper():
     expected = [list(p) for p in itertools.product(
         ["depth=2", "depth=4"], ["lam=0.001", "lam=0.01"], ["seed=0", "seed=1"], ["width=8"])]
     assert [sorted(m) for m in members] == [sorted(e) for e in expected]
-    assert len(sw.expand(["model=glob(*)"])) == 2  # linear, mlp
+    from bottleneck_cli.config import CONFIG_DIR
+
+    shipped = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))  # not schema/
+    assert sw.expand(["model=glob(*)"]) == [[f"model={m}"] for m in shipped]
+    assert {"linear", "mlp"} <= set(shipped)
     assert len(sw.expand(["lam=choice(1e-3,1e-2,1e-1)"])) == 3
 
 
