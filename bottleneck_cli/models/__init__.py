@@ -18,9 +18,11 @@ import sys
 from typing import Callable
 
 from .base import Model
-from .mlp import MLP, FullyConnected, build_linear, build_mlp
+from .accnet import build_accnet
+from .mlp import MLP, FullyConnected, build_linear, build_mlp, build_shallow
 
-MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear}
+MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear,
+                               "shallow": build_shallow, "accnet": build_accnet}
 
 
 def resolve_target(path: str, search_dirs=()):

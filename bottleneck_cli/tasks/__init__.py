@@ -20,6 +20,7 @@ from .compositional import compositional, compositional_maps
 from .digits import digits
 from .files import npz
 from .low_rank import low_rank, low_rank_matrix
+from .matern import matern
 from .teacher import teacher
 
 TASKS: dict[str, Callable] = {
@@ -28,6 +29,7 @@ TASKS: dict[str, Callable] = {
     "npz": npz,
     "digits": digits,
     "teacher": teacher,
+    "matern": matern,
 }
 
 
