@@ -105,3 +105,22 @@ def test_shallow_net_has_one_hidden_layer():
     assert net.depth == 2
     assert {k: v.shape for k, v in net.init(0).items() if k.startswith("W")} == {
         "W01": (15, 33), "W02": (33, 20)}
+
+
+def test_rate_fit_recovers_a_power_law():
+    """err = 3 N^-0.7 * exp(noise) per seed: the fitted rate is 0.7 within the seeds' spread
+    (noise std 0.02 in log: the slope's std over 5 log-spaced sizes is ~0.01; tolerance 0.05)."""
+    import pandas as pd
+
+    from bottleneck_cli.report.figures.scaling import rate_table
+
+    rng = np.random.default_rng(0)
+    rows = [{"setting": f"nu_g={nu}", "task.nu_g": nu, "n": n, "seed": s,
+             "err": 3 * n ** -rate * np.exp(0.02 * rng.standard_normal())}
+            for nu, rate in ((1.0, 0.7), (4.0, 0.3)) for s in (0, 1, 2)
+            for n in (100, 300, 1000, 3000, 10000)]
+    rates = rate_table(pd.DataFrame(rows), ["task.nu_g"]).set_index("task.nu_g")
+    assert rates.loc[1.0, "rate"] == pytest.approx(0.7, abs=0.05)
+    assert rates.loc[4.0, "rate"] == pytest.approx(0.3, abs=0.05)
+    assert (rates["r2"] > 0.99).all() and (rates["n_seeds"] == 3).all()
+    assert (rates["rate_err"] > 0).all() and (rates["rate_err"] < 0.05).all()

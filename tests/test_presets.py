@@ -9,7 +9,7 @@ from bottleneck_cli.cli import app
 from bottleneck_cli.config import CONFIG_DIR
 
 SMALL = ["bottleneck2023_small", "rank2022_small", "sparsity2022_small", "dln2021_small",
-         "learning_rate_small"]
+         "learning_rate_small", "matern2024_small"]
 PRESETS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
 

@@ -15,7 +15,7 @@ from functools import partial
 from typing import Callable, Iterator
 
 from . import (closed_form, curves, depth_fit, neurons, phase, profiles, remaining,
-               run_spectra, vs_depth)
+               run_spectra, scaling, vs_depth)
 from .base import Context, Fig
 
 
@@ -45,4 +45,7 @@ FIGURES: dict[str, Kind] = {
     "neurons_vs_width": Kind(neurons.plan, neurons.draw, cost=3),
     "nonlinearity_profile": Kind(partial(profiles.plan, "nonlinearity_profile"),
                                  profiles.draw, cost=3),
+    "scaling_fit": Kind(scaling.plan_fit, scaling.draw_fit),
+    "rate_heatmap": Kind(scaling.plan_heatmap, scaling.draw_heatmap),
+    "arch_compare": Kind(scaling.plan_arch, scaling.draw_arch, cost=3),
 }
