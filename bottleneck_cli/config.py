@@ -32,9 +32,10 @@ USER_CONFIG_ENV = "BNCLI_CONFIG_DIR"
 
 
 from .families import (  # noqa: E402,F401  the families' settings, re-exported
-    MODEL_FAMILIES, TASK_FAMILIES, BottleneckTeacherTask, CompletionTask, CompositionalTask,
-    DigitsTask, GeneratedTask, LeakyResNetConfig, LowRankTask, MixedModelConfig, MixedTargetTask,
-    ModelConfig, NpzTask, TaskBase, TaskConfig, TeacherTask)
+    MODEL_FAMILIES, TASK_FAMILIES, AccNetConfig, BottleneckTeacherTask, CompletionTask,
+    CompositionalTask, DigitsTask, GeneratedTask, LeakyResNetConfig, LowRankTask, MaternTask,
+    MixedModelConfig, MixedTargetTask, ModelConfig, NpzTask, ShallowConfig, TaskBase, TaskConfig,
+    TeacherTask)
 
 
 @dataclass
@@ -147,7 +148,7 @@ class Config:
 # metric cadence, checkpointing and sweep execution (dotted prefixes: "metrics" covers
 # every metrics.* key). Reports never tell runs apart by them.
 BOOKKEEPING_KEYS = ("name", "out", "description", "log_every_s", "metrics", "checkpoint",
-                    "sweep", "hydra")
+                    "sweep", "hydra", "task.cache")
 
 
 # Settings that never change a compiled program: traced per-member arrays (lam, lr, the
@@ -157,7 +158,9 @@ BOOKKEEPING_KEYS = ("name", "out", "description", "log_every_s", "metrics", "che
 PROGRAM_FREE = ("seed", "lam", "lr", "model.init_scale", "model.init_gamma", "task.noise",
                 "task.data_seed", "task.singular_values", "name", "out", "description", "train",
                 "convergence",
-                "model.gamma_sigma", "model.gamma_w")  # mixed: w enters only the init draw
+                "model.gamma_sigma", "model.gamma_w",  # mixed: w enters only the init draw
+                "task.nu_g", "task.nu_h", "task.jitter", "task.sampler", "task.features",
+                "task.cache")  # matern: the data are drawn on the host
 
 
 def program_key(cfg) -> str:

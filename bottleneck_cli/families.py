@@ -158,10 +158,50 @@ class MixedModelConfig:
     sv_every: int = 10  # singular values of A (and B) every this many iterations
 
 
+@dataclass
+class MaternTask(TaskBase):
+    """y = h(g(x)), g: R^d_in -> R^d_mid and h: R^d_mid -> R^d_out Matérn GP draws
+    (arXiv 2407.05664, SCIENCE.md 5.8); n_train is a prefix of one pool of n_pool points."""
+
+    name: str = "matern"
+    n_train: int = 1000
+    n_pool: int = 5000  # the training pool every N-sweep member takes a prefix of
+    n_test: int = 1000  # the fixed test set (drawn after the pool)
+    d_in: int = 15
+    d_mid: int = 3
+    d_out: int = 20
+    nu_g: float = 2.0  # Matérn smoothness of g
+    nu_h: float = 2.0  # Matérn smoothness of h
+    jitter: float = 1e-4  # Tikhonov term added to the kernel's diagonal (official: 1e-4)
+    sampler: str = "exact"  # exact (dense Cholesky) | features (random Fourier features)
+    features: int = 4096  # random features per GP (sampler=features)
+    exact_max: int = 20000  # sampler=exact refuses pools (n_pool + n_test) larger than this
+    cache: str = ""  # folder of the drawn pools ("" = none); the task YAML: ${out}/.bncli-cache
+
+
+@dataclass
+class ShallowConfig(ModelConfig):
+    """One hidden ReLU layer of ``hidden`` units (depth 2; top-level depth/width unused)."""
+
+    name: str = "shallow"
+    hidden: int = 5000  # the paper's shallow net: 50,000 (a GPU)
+
+
+@dataclass
+class AccNetConfig(ModelConfig):
+    """Accordion net (arXiv 2407.05664): ``blocks`` blocks d_mid -> d_full -> d_mid, ReLU
+    after every layer but the last (depth 2 * blocks; top-level depth/width unused)."""
+
+    name: str = "accnet"
+    blocks: int = 5
+    d_full: int = 900
+    d_mid: int = 100
+
+
 TASK_FAMILIES = {"compositional": CompositionalTask, "teacher": TeacherTask,
                  "low_rank": LowRankTask, "npz": NpzTask, "digits": DigitsTask,
                  "completion": CompletionTask, "bottleneck_teacher": BottleneckTeacherTask,
-                 "mixed_target": MixedTargetTask}
+                 "mixed_target": MixedTargetTask, "matern": MaternTask}
 MODEL_FAMILIES = {"mlp": ModelConfig, "linear": ModelConfig, "leaky_resnet": LeakyResNetConfig,
-                  "mixed": MixedModelConfig}
+                  "mixed": MixedModelConfig, "shallow": ShallowConfig, "accnet": AccNetConfig}
 TaskConfig = CompositionalTask  # the default task's settings

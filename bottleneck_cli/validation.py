@@ -29,17 +29,18 @@ MAX_RECORDS = 10**6  # metric records (each writes a spectra file) and checkpoin
 MAX_ELEMENTS = 2**30  # parameters, data and representation entries (4 GiB in float32 each)
 
 CHOICES = {
-    "model.name": ("mlp", "linear", "leaky_resnet", "mixed"),
+    "model.name": ("mlp", "linear", "leaky_resnet", "mixed", "shallow", "accnet"),
     "model.steps": ("equidistant", "irregular", "adaptive"),
     "model.activation": ("relu", "tanh", "identity"),
     "model.init": ("he", "lecun"),
     "task.name": ("compositional", "low_rank", "npz", "digits", "teacher", "completion",
-                  "bottleneck_teacher", "mixed_target"),
+                  "bottleneck_teacher", "mixed_target", "matern"),
     "task.sampling": ("cover", "uniform"),
     "task.teacher_kind": ("fc", "resnet"),
     "task.inner": ("linear", "smooth"),
     "task.inputs": ("gaussian", "identity"),
-    "task.loss": ("mse", "cross_entropy"),
+    "task.loss": ("mse", "cross_entropy", "l2norm"),
+    "task.sampler": ("exact", "features"),
     "optim.name": ("gd", "sgd", "adam", "lbfgs"),
     "optim.schedule": ("constant", "cosine", "step", "cyclic"),
     "optim.lam_schedule": ("constant", "anneal"),
@@ -79,6 +80,17 @@ RANGES = [
     ("task.hidden", *_between(1, MAX_DIM)),
     ("task.teacher_depth", *_between(1, MAX_DEPTH)),
     ("task.noise", lambda v: v >= 0, "must be >= 0"),
+    ("task.n_pool", *_between(1, MAX_SAMPLES)),
+    ("task.d_mid", *_between(1, MAX_DIM)),
+    ("task.nu_g", lambda v: v > 0, "must be > 0 (the Matérn smoothness)"),
+    ("task.nu_h", lambda v: v > 0, "must be > 0 (the Matérn smoothness)"),
+    ("task.jitter", lambda v: v >= 0, "must be >= 0"),
+    ("task.features", *_between(1, 2**20)),
+    ("task.exact_max", *_between(1, 10**6)),
+    ("model.hidden", *_between(1, MAX_DIM)),
+    ("model.blocks", *_between(1, MAX_DEPTH)),
+    ("model.d_full", *_between(1, MAX_DIM)),
+    ("model.d_mid", *_between(1, MAX_DIM)),
     ("task.n_classes", lambda v: 2 <= v <= 10, "must be between 2 and 10"),
     ("optim.momentum", lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ("optim.batch_size", lambda v: v is None or 1 <= v <= MAX_SAMPLES,
@@ -171,7 +183,7 @@ def _sizes(cfg) -> dict[str, tuple[int, str]]:
     """Derived sizes: name -> (size, the keys that set it)."""
     w, depth = cfg.width, cfg.depth
     t = {k: cfg.task.get(k) or 0 for k in ("d_in", "d_out", "d_latent", "hidden", "n_train",
-                                           "n_test", "teacher_depth")}
+                                           "n_test", "teacher_depth", "n_pool", "d_mid")}
     # tasks without these keys (npz, digits) are sized by their data; bound them by 1
     d_in, d_out, n_train = max(t["d_in"], 1), max(t["d_out"], 1), max(t["n_train"], 1)
     params = d_in * d_out if depth == 1 else w * (d_in + d_out) + (depth - 2) * w * w
@@ -179,8 +191,8 @@ def _sizes(cfg) -> dict[str, tuple[int, str]]:
     teacher = t["hidden"] ** 2 * t["teacher_depth"] if cfg.task.name == "teacher" else 0
     return {
         "parameters": (params, "depth, width, task.d_in, task.d_out"),
-        "data entries": ((t["n_train"] + t["n_test"]) * (d_in + d_out + t["d_latent"]
-                                                         + t["hidden"]),
+        "data entries": ((max(t["n_train"], t["n_pool"]) + t["n_test"])
+                         * (d_in + d_out + t["d_latent"] + t["hidden"] + t["d_mid"]),
                          "task.n_train, task.n_test and the task dimensions"),
         "teacher parameters": (teacher, "task.hidden, task.teacher_depth"),
         "Jacobian entries": (min(cfg.metrics.jacobian_samples, n_train) * d_in * d_out,
@@ -235,6 +247,17 @@ def _check_stages(cfg) -> None:
                           "them equal, or leave the last stage's steps unset")
     if any((s.name or cfg.optim.name) == "lbfgs" for s in specs) or cfg.optim.name == "lbfgs":
         _check_full_batch(cfg)
+
+
+def _check_matern(task) -> None:
+    """The matern task's cross-key checks (tasks/matern.py ``check``), as ConfigErrors."""
+    from .tasks.base import TaskError
+    from .tasks.matern import check
+
+    try:
+        check(task)
+    except TaskError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_full_batch(cfg) -> None:
@@ -293,6 +316,8 @@ def validate(cfg) -> None:
         raise ConfigError(
             f"task.rank={cfg.task.rank} must be <= task.d_latent={cfg.task.d_latent}"
         )
+    if cfg.task.name == "matern":
+        _check_matern(cfg.task)
     _check_stages(cfg)
     _check_leaky(cfg)
     _check_mixed(cfg)

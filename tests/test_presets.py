@@ -10,7 +10,7 @@ from bottleneck_cli.config import CONFIG_DIR
 
 SMALL = ["bottleneck2023_small", "rank2022_small", "sparsity2022_small", "dln2021_small",
          "learning_rate_small", "jumps2023_small", "leaky2024_small", "leaky2024_steps_small",
-         "mixed2024_small"]
+         "mixed2024_small", "matern2024_small"]
 PRESETS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
 

@@ -18,11 +18,13 @@ import sys
 from typing import Callable
 
 from .base import Model
+from .accnet import build_accnet
 from .leaky_resnet import LeakyResNet, build_leaky_resnet
 from .mixed import build_mixed
-from .mlp import MLP, FullyConnected, build_linear, build_mlp
+from .mlp import MLP, FullyConnected, build_linear, build_mlp, build_shallow
 
 MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear,
+                               "shallow": build_shallow, "accnet": build_accnet,
                                "leaky_resnet": build_leaky_resnet, "mixed": build_mixed}
 
 # Families with their own training rule (docs/extending.md): name -> "module:function",

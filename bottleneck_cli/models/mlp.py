@@ -120,3 +120,10 @@ def build_linear(cfg, in_shape: tuple[int, ...], d_out: int) -> MLP:
     m = cfg.model
     module = FullyConnected(cfg.depth, cfg.width, d_out, "identity", m.bias)
     return MLP(module, _flat_dim(in_shape), m.init, m.init_scale, m.get("init_gamma"))
+
+
+def build_shallow(cfg, in_shape: tuple[int, ...], d_out: int) -> MLP:
+    """One hidden layer of ``model.hidden`` units (the top-level depth and width do not apply)."""
+    m = cfg.model
+    module = FullyConnected(2, m.hidden, d_out, m.activation, m.bias)
+    return MLP(module, _flat_dim(in_shape), m.init, m.init_scale, m.get("init_gamma"))

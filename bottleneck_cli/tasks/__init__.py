@@ -23,6 +23,7 @@ from .digits import digits
 from .files import npz
 from .low_rank import low_rank, low_rank_matrix
 from .mixed_target import mixed_target, mixed_target_matrices
+from .matern import matern
 from .teacher import teacher
 
 TASKS: dict[str, Callable] = {
@@ -34,6 +35,7 @@ TASKS: dict[str, Callable] = {
     "completion": completion,
     "bottleneck_teacher": bottleneck_teacher,
     "mixed_target": mixed_target,
+    "matern": matern,
 }
 
 

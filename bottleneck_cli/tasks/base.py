@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 SALTS = {"compositional": 0xC0115, "low_rank": 0x10A4, "digits": 0xD161, "teacher": 0x7EAC,
-         "completion": 0xC0A1, "bottleneck_teacher": 0xB07E, "mixed_target": 0x2405A}
+         "completion": 0xC0A1, "bottleneck_teacher": 0xB07E, "mixed_target": 0x2405A,
+         "matern": 0x3A7E}
 
 
 class TaskError(ValueError):

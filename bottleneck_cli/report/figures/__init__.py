@@ -15,7 +15,7 @@ from functools import partial
 from typing import Callable, Iterator
 
 from . import (closed_form, convergence, curves, depth_fit, leaky, mixed, neurons,
-               phase, profiles, rank_jumps, remaining, run_spectra, vs_depth)
+               phase, profiles, rank_jumps, remaining, run_spectra, scaling, vs_depth)
 from .base import Context, Fig
 
 
@@ -56,4 +56,7 @@ FIGURES: dict[str, Kind] = {
     "leaky_rank": Kind(partial(leaky.plan, "leaky_rank"), leaky.draw),
     "leaky_energies": Kind(partial(leaky.plan, "leaky_energies"), leaky.draw, cost=3),
     "leaky_steps": Kind(partial(leaky.plan, "leaky_steps"), leaky.draw),
+    "scaling_fit": Kind(scaling.plan_fit, scaling.draw_fit),
+    "rate_heatmap": Kind(scaling.plan_heatmap, scaling.draw_heatmap),
+    "arch_compare": Kind(scaling.plan_arch, scaling.draw_arch, cost=3),
 }
