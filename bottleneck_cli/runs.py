@@ -65,11 +65,12 @@ def check_name(name: str, what: str = "name") -> str:
 
 
 def check_data(cfg) -> None:
-    """Build the dataset once so a bad file or task setting fails before any folder exists."""
-    from .tasks import TaskError, make_dataset
+    """Check the data once (``tasks.check_task``) so a bad file or task setting fails
+    before any folder exists."""
+    from .tasks import TaskError, check_task
 
     try:
-        make_dataset(cfg.task, cfg.seed, cfg.dtype)
+        check_task(cfg.task, cfg.seed, cfg.dtype)
     except TaskError as exc:
         raise ConfigError(str(exc)) from None
 

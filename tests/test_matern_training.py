@@ -22,7 +22,7 @@ GOLDEN = json.loads((Path(__file__).parent / "golden" / "adam_weight_decay.json"
 
 
 class _Info:
-    loss, n_train = "mse", len(GOLDEN["x"])
+    loss, n_train, mask = "mse", len(GOLDEN["x"]), None
 
 
 def bncli_adam(lam: float) -> dict:
@@ -39,7 +39,8 @@ def bncli_adam(lam: float) -> dict:
     x, y = jnp.asarray(GOLDEN["x"], jnp.float32), jnp.asarray(GOLDEN["y"], jnp.float32)
     alive, div = jnp.bool_(True), jnp.int32(-1)
     for i in range(GOLDEN["steps"]):
-        params, opt, alive, div = step(params, opt, alive, div, hyper, x, y, jnp.int32(i))
+        params, opt, alive, div = step(params, opt, alive, div, hyper, {"x": x, "y": y},
+                                       jnp.int32(i))
     return {k: np.asarray(v, np.float64) for k, v in params.items()}
 
 

@@ -23,6 +23,7 @@ from .digits import digits
 from .files import npz
 from .low_rank import low_rank, low_rank_matrix
 from .mixed_target import mixed_target, mixed_target_matrices
+from .matern import check as check_matern
 from .matern import matern
 from .teacher import teacher
 
@@ -37,6 +38,19 @@ TASKS: dict[str, Callable] = {
     "mixed_target": mixed_target,
     "matern": matern,
 }
+# Tasks whose data are costly to draw check their settings without drawing:
+# ``check(task_cfg) -> (one sample's input shape, d_out)``, raising TaskError.
+TASK_CHECKS: dict[str, Callable] = {"matern": check_matern}
+
+
+def check_task(task_cfg, seed: int, dtype=np.float32) -> tuple[tuple[int, ...], int]:
+    """Raise TaskError for a bad task setting or file, before any run folder exists; else
+    the shapes of one sample's input and output. Draws the data unless the task can check
+    its settings without (``TASK_CHECKS``)."""
+    if task_cfg.name in TASK_CHECKS:
+        return TASK_CHECKS[task_cfg.name](task_cfg)
+    data = make_dataset(task_cfg, seed, dtype)
+    return tuple(data.x_train.shape[1:]), data.d_out
 
 
 def make_dataset(task_cfg, seed: int, dtype=np.float32) -> Dataset:
@@ -48,4 +62,4 @@ def make_dataset(task_cfg, seed: int, dtype=np.float32) -> Dataset:
 
 
 __all__ = ["TASKS", "Dataset", "TaskError", "compositional_maps", "completion_target",
-           "low_rank_matrix", "make_dataset", "mixed_target_matrices"]
+           "low_rank_matrix", "make_dataset", "check_task", "mixed_target_matrices"]

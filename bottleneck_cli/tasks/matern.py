@@ -33,8 +33,9 @@ _MEMO: OrderedDict = OrderedDict()  # key -> (x, z, y) of the whole pool
 _MEMO_SIZE = 4
 
 
-def check(cfg) -> None:
-    """One-line TaskErrors for settings no pool can be drawn for."""
+def check(cfg) -> tuple[tuple[int, ...], int]:
+    """One-line TaskErrors for settings no pool can be drawn for; else the shapes of one
+    sample's input and output (so that planning a sweep never draws a pool)."""
     for key in ("nu_g", "nu_h"):
         if not getattr(cfg, key) > 0:
             raise TaskError(f"task.{key}={getattr(cfg, key)} must be > 0 (the Matérn smoothness)")
@@ -50,6 +51,7 @@ def check(cfg) -> None:
         raise TaskError(f"task.sampler=exact needs a dense {total} x {total} Cholesky "
                         f"(n_pool + n_test > task.exact_max={cfg.exact_max}); use "
                         "task.sampler=features or raise task.exact_max")
+    return (int(cfg.d_in),), int(cfg.d_out)
 
 
 def pool_settings(cfg, seed: int) -> dict:
