@@ -221,10 +221,13 @@ def test_rise_steps_and_run_summary():
     assert [abs(r - c) <= 10 for r, c in zip(rises, (100, 400, 700))] == [True] * 3
     records = [{"step": int(s), "loss/train": 1.0 + float(np.sum(3 - row)),
                 "rank/A": float(np.sum(row > 0.3)),
-                **{f"sval/A/{k + 1}": float(v) for k, v in enumerate(row)}}
+                **{f"sval/A/{k + 1}": float(v) for k, v in enumerate(row)},
+                "sval/A/4": 1e-3 * (1 + s % 3)}  # never learned: no rise step
                for s, row in zip(t, S)]
     summary = run_summary(records)
     assert summary["jumps_up"] == 3 and summary["jumps_down"] == 0
     assert summary["final_rank"] == 3 and [c[2] for c in summary["changes"]] == [1, 2, 3]
     assert summary["rise_steps"] == {"1": rises[0], "2": rises[1], "3": rises[2]}
+    assert summary["plateau_lengths"] == [b - a for a, b in summary["plateaus"]]
+    assert len(summary["plateaus"]) >= 3 and min(summary["plateau_lengths"]) > 0
     assert run_summary([{"step": 0, "loss/train": 1.0}]) == {}
