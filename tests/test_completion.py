@@ -231,3 +231,33 @@ def test_rise_steps_and_run_summary():
     assert summary["plateau_lengths"] == [b - a for a, b in summary["plateaus"]]
     assert len(summary["plateaus"]) >= 3 and min(summary["plateau_lengths"]) > 0
     assert run_summary([{"step": 0, "loss/train": 1.0}]) == {}
+
+
+# ---- resume mid-run with entry SGD -----------------------------------------------------
+# 15 observed entries in batches of 4 (3 per epoch, 3 left out): the stop at step 25 falls
+# mid-epoch, between the checkpoints at 20 and 30; the cyclic lr makes the step count matter.
+ENTRY_SGD = {
+    "epochs": ["optim.schedule=cyclic", "optim.cycle_steps=16", "optim.cycle_amp=0.5"],
+    "replacement": ["optim.replacement=true"],
+}
+
+
+@pytest.mark.parametrize("kind", list(ENTRY_SGD))
+def test_entry_sgd_resume_equals_uninterrupted(tmp_path, kind):
+    from test_train import STOP_AT, Recorder, assert_same_run, interrupt
+
+    ov = base("task.observed=0.6", "task.rank=2", "depth=3", "optim=sgd", "optim.batch_size=4",
+              "lr=0.1", "lam=1e-3", "steps=40", "checkpoint.every=10", "metrics.every=5",
+              "metrics.num_log=8", *ENTRY_SGD[kind])
+    cfg = load(ov)
+    ref = prepare(tmp_path / "ref", cfg, ov)
+    assert train_members([ref]) == ["finished"]
+    run = interrupt(tmp_path / "run", ov).run
+    assert run.status()["status"] == "interrupted" and run.status()["step"] == STOP_AT
+    again = prepare(run.path, load(ov), ov)  # re-running the same command
+    rec = Recorder()
+    assert train_members([again], rec) == ["finished"]
+    assert rec.starts == [STOP_AT]  # from the checkpoint, not from scratch
+    assert_same_run(ref.run.path, run.path)
+    summary = lambda r: rd.read_json(r.file(rd.SUMMARY))["trajectory"]  # noqa: E731
+    assert summary(run) == summary(ref.run) and summary(run)["final_rank"] >= 1
