@@ -261,3 +261,38 @@ def test_entry_sgd_resume_equals_uninterrupted(tmp_path, kind):
     assert_same_run(ref.run.path, run.path)
     summary = lambda r: rd.read_json(r.file(rd.SUMMARY))["trajectory"]  # noqa: E731
     assert summary(run) == summary(ref.run) and summary(run)["final_rank"] >= 1
+
+
+# ---- the report overlays GD and SGD -----------------------------------------------------
+def test_report_overlays_gd_and_sgd_rank_over_time(in_tmp, monkeypatch):
+    """A jumps2023_small-like sweep (GD and SGD, 2 seeds, 200 steps) through ``bncli
+    report``: the planned ``rank_over_time`` figure holds every run's rank/A series, each
+    coloured by its optimizer, both optimizers in one figure."""
+    from bottleneck_cli.report import build
+
+    planned = []
+
+    def recording_plan(ctx):
+        figs, skipped = plan(ctx)
+        planned.extend(figs)
+        return figs, skipped
+
+    plan = build.plan
+    monkeypatch.setattr(build, "plan", recording_plan)
+    runner = CliRunner()
+    result = runner.invoke(app, ["sweep", "+experiment=jumps2023_small", "steps=200",
+                                 "metrics.every=20", "checkpoint.every=100", "--name", "j"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["report", "runs/j"])
+    assert result.exit_code == 0, result.output
+    fig = next(f for f in planned if f.stem == "rank_over_time")
+    which, df, opt = fig.args
+    assert which == "rank_over_time"
+    assert sorted(opt.values()) == ["optim.name=gd"] * 2 + ["optim.name=sgd"] * 2
+    assert set(df["run"]) == set(opt)  # all four runs in the one figure
+    for run in opt:
+        ranks = df[(df["run"] == run) & (df["metric"] == "rank/A")]
+        assert len(ranks) == 200 // 20 + 1 and ranks["value"].min() >= 1
+    assert {"sval/A/1", "sval/A/2"} <= set(df["metric"])
+    assert (in_tmp / "runs/j/report/figures/rank_over_time.png").exists()
+    assert "Rank of A over training" in (in_tmp / "runs/j/report/report.html").read_text()
