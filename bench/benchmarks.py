@@ -843,6 +843,8 @@ def bench_mixed(opts: Opts) -> Section:
     return sec
 
 
+from completion_bench import bench_completion, bench_rank_cost  # noqa: E402
+
 BENCHMARKS = {
     "step": bench_step,
     "flops": bench_flops,
@@ -854,4 +856,6 @@ BENCHMARKS = {
     "gpu": bench_gpu,
     "leaky": bench_leaky,
     "mixed": bench_mixed,
+    "completion": bench_completion,
+    "rank_cost": bench_rank_cost,
 }
