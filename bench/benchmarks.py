@@ -873,6 +873,8 @@ def bench_matern(opts: Opts) -> Section:
     return sec
 
 
+from completion_bench import bench_completion, bench_rank_cost  # noqa: E402
+
 BENCHMARKS = {
     "step": bench_step,
     "flops": bench_flops,
@@ -885,4 +887,6 @@ BENCHMARKS = {
     "leaky": bench_leaky,
     "mixed": bench_mixed,
     "matern": bench_matern,
+    "completion": bench_completion,
+    "rank_cost": bench_rank_cost,
 }

@@ -102,3 +102,55 @@ class TorchLeaky:
             with torch.no_grad():
                 torch._foreach_add_(self.params, [p.grad for p in self.params], alpha=-self.lr)
         return float(loss.detach())
+
+
+class TorchCompletion:
+    """Deep linear matrix completion (bncli's ``completion`` task, ``optim=sgd`` over
+    observed entries) in eager PyTorch: A = x W_1 ... W_L (x the identity), loss = mean over
+    a minibatch of observed entries of (A_ij - M_ij)^2 + lam sum_l ||W_l||^2, plain SGD.
+    ``entries``: a list of (B, 2) index arrays to replay (the check), else uniform draws."""
+
+    def __init__(self, params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
+                 obs: np.ndarray, lam: float, lr: float, batch_size: int):
+        torch = _torch()
+        names = sorted(k for k in params if k.startswith("W"))
+        self.W = [torch.tensor(np.asarray(params[k]), requires_grad=True) for k in names]
+        self.x, self.y = torch.tensor(np.asarray(x)), torch.tensor(np.asarray(y))
+        self.obs = torch.tensor(np.asarray(obs), dtype=torch.long)
+        self.lam, self.lr, self.batch_size = float(lam), float(lr), int(batch_size)
+        self._torch = torch
+
+    def step(self, entries=None):
+        torch = self._torch
+        if entries is None:
+            entries = self.obs[torch.randint(len(self.obs), (self.batch_size,))]
+        else:
+            entries = torch.tensor(np.asarray(entries), dtype=torch.long)
+        for p in self.W:
+            p.grad = None
+        a = self.x
+        for W in self.W:
+            a = a @ W
+        i, j = entries[:, 0], entries[:, 1]
+        ridge = sum((W * W).sum() for W in self.W)
+        loss = ((a[i, j] - self.y[i, j]) ** 2).mean() + self.lam * ridge
+        loss.backward()
+        with torch.no_grad():
+            torch._foreach_add_(self.W, [p.grad for p in self.W], alpha=-self.lr)
+        return loss
+
+    def run(self, n: int, entries=None) -> float:
+        loss = None
+        for t in range(n):
+            loss = self.step(None if entries is None else entries[t])
+        return float(loss.detach())
+
+    def full_loss(self) -> float:
+        """The objective over every observed entry (bncli's evaluation of loss/train)."""
+        a = self.x
+        for W in self.W:
+            a = a @ W
+        i, j = self.obs[:, 0], self.obs[:, 1]
+        ridge = sum((W * W).sum() for W in self.W)
+        loss = ((a[i, j] - self.y[i, j]) ** 2).mean() + self.lam * ridge
+        return float(loss.detach())

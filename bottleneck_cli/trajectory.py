@@ -9,7 +9,8 @@ the trainer and the report both use (no JAX).
   |d log(loss) / d step| stays below ``tol`` times its largest value over the run, for at
   least ``min_frac`` of the run's steps.
 * ``rise_steps``: per singular value, the first step at which it reaches half its final
-  value (the staircase: later for each successive k).
+  value (the staircase: later for each successive k). The run summary keeps the learned
+  ones, k <= the final rank (a value that ends near 0 has no rise).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def run_summary(records: list[dict], persistence: int = 3, plateau_tol: float = 
                 key: str = "rank/A") -> dict:
     """The trajectory summary of a run's records (summary.json ``trajectory``): the rank
     changes of ``key`` and their counts, the final rank, the plateaus of ``loss/train``, and
-    the rise step of each recorded singular value ``sval/A/k``. Empty without ``key``."""
+    their lengths, and the rise step of each learned singular value ``sval/A/k`` (k <= the
+    final rank). Empty without ``key``."""
     recs = [r for r in records if key in r and np.isfinite(r.get("loss/train", np.nan))]
     if not recs:
         return {}
@@ -84,15 +86,17 @@ def run_summary(records: list[dict], persistence: int = 3, plateau_tol: float = 
     ks = sorted({int(k.rsplit("/", 1)[1]) for r in recs for k in r if k.startswith("sval/A/")})
     svals = [[r.get(f"sval/A/{k}", np.nan) for k in ks] for r in recs]
     rises = rise_steps(steps, svals) if ks else []
+    final_rank = int(round(recs[-1][key]))
+    flat = plateaus(steps, [r["loss/train"] for r in recs], plateau_tol)
     return {
         "key": key,
         "changes": [list(j) for j in jumps],
         "jumps_down": sum(1 for _, a, b in jumps if b < a),
         "jumps_up": sum(1 for _, a, b in jumps if b > a),
-        "final_rank": int(round(recs[-1][key])),
-        "plateaus": [list(p) for p in plateaus(steps, [r["loss/train"] for r in recs],
-                                               plateau_tol)],
-        "rise_steps": {str(k): v for k, v in zip(ks, rises)},
+        "final_rank": final_rank,
+        "plateaus": [list(p) for p in flat],
+        "plateau_lengths": [b - a for a, b in flat],
+        "rise_steps": {str(k): v for k, v in zip(ks, rises) if k <= final_rank},
     }
 
 

@@ -221,10 +221,78 @@ def test_rise_steps_and_run_summary():
     assert [abs(r - c) <= 10 for r, c in zip(rises, (100, 400, 700))] == [True] * 3
     records = [{"step": int(s), "loss/train": 1.0 + float(np.sum(3 - row)),
                 "rank/A": float(np.sum(row > 0.3)),
-                **{f"sval/A/{k + 1}": float(v) for k, v in enumerate(row)}}
+                **{f"sval/A/{k + 1}": float(v) for k, v in enumerate(row)},
+                "sval/A/4": 1e-3 * (1 + s % 3)}  # never learned: no rise step
                for s, row in zip(t, S)]
     summary = run_summary(records)
     assert summary["jumps_up"] == 3 and summary["jumps_down"] == 0
     assert summary["final_rank"] == 3 and [c[2] for c in summary["changes"]] == [1, 2, 3]
     assert summary["rise_steps"] == {"1": rises[0], "2": rises[1], "3": rises[2]}
+    assert summary["plateau_lengths"] == [b - a for a, b in summary["plateaus"]]
+    assert len(summary["plateaus"]) >= 3 and min(summary["plateau_lengths"]) > 0
     assert run_summary([{"step": 0, "loss/train": 1.0}]) == {}
+
+
+# ---- resume mid-run with entry SGD -----------------------------------------------------
+# 15 observed entries in batches of 4 (3 per epoch, 3 left out): the stop at step 25 falls
+# mid-epoch, between the checkpoints at 20 and 30; the cyclic lr makes the step count matter.
+ENTRY_SGD = {
+    "epochs": ["optim.schedule=cyclic", "optim.cycle_steps=16", "optim.cycle_amp=0.5"],
+    "replacement": ["optim.replacement=true"],
+}
+
+
+@pytest.mark.parametrize("kind", list(ENTRY_SGD))
+def test_entry_sgd_resume_equals_uninterrupted(tmp_path, kind):
+    from test_train import STOP_AT, Recorder, assert_same_run, interrupt
+
+    ov = base("task.observed=0.6", "task.rank=2", "depth=3", "optim=sgd", "optim.batch_size=4",
+              "lr=0.1", "lam=1e-3", "steps=40", "checkpoint.every=10", "metrics.every=5",
+              "metrics.num_log=8", *ENTRY_SGD[kind])
+    cfg = load(ov)
+    ref = prepare(tmp_path / "ref", cfg, ov)
+    assert train_members([ref]) == ["finished"]
+    run = interrupt(tmp_path / "run", ov).run
+    assert run.status()["status"] == "interrupted" and run.status()["step"] == STOP_AT
+    again = prepare(run.path, load(ov), ov)  # re-running the same command
+    rec = Recorder()
+    assert train_members([again], rec) == ["finished"]
+    assert rec.starts == [STOP_AT]  # from the checkpoint, not from scratch
+    assert_same_run(ref.run.path, run.path)
+    summary = lambda r: rd.read_json(r.file(rd.SUMMARY))["trajectory"]  # noqa: E731
+    assert summary(run) == summary(ref.run) and summary(run)["final_rank"] >= 1
+
+
+# ---- the report overlays GD and SGD -----------------------------------------------------
+def test_report_overlays_gd_and_sgd_rank_over_time(in_tmp, monkeypatch):
+    """A jumps2023_small-like sweep (GD and SGD, 2 seeds, 200 steps) through ``bncli
+    report``: the planned ``rank_over_time`` figure holds every run's rank/A series, each
+    coloured by its optimizer, both optimizers in one figure."""
+    from bottleneck_cli.report import build
+
+    planned = []
+
+    def recording_plan(ctx):
+        figs, skipped = plan(ctx)
+        planned.extend(figs)
+        return figs, skipped
+
+    plan = build.plan
+    monkeypatch.setattr(build, "plan", recording_plan)
+    runner = CliRunner()
+    result = runner.invoke(app, ["sweep", "+experiment=jumps2023_small", "steps=200",
+                                 "metrics.every=20", "checkpoint.every=100", "--name", "j"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["report", "runs/j"])
+    assert result.exit_code == 0, result.output
+    fig = next(f for f in planned if f.stem == "rank_over_time")
+    which, df, opt = fig.args
+    assert which == "rank_over_time"
+    assert sorted(opt.values()) == ["optim.name=gd"] * 2 + ["optim.name=sgd"] * 2
+    assert set(df["run"]) == set(opt)  # all four runs in the one figure
+    for run in opt:
+        ranks = df[(df["run"] == run) & (df["metric"] == "rank/A")]
+        assert len(ranks) == 200 // 20 + 1 and ranks["value"].min() >= 1
+    assert {"sval/A/1", "sval/A/2"} <= set(df["metric"])
+    assert (in_tmp / "runs/j/report/figures/rank_over_time.png").exists()
+    assert "Rank of A over training" in (in_tmp / "runs/j/report/report.html").read_text()

@@ -41,6 +41,13 @@ def test_small_preset_runs_and_reports(in_tmp, preset):
     assert result.exit_code == 0, result.output
     html = (root / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
+    if preset == "dln2021_small":  # lazy gamma 1 against the staircase of gamma 2.5
+        rises = {g: json.loads((root / f"model.init_gamma={g},lam=0" / "summary.json")
+                               .read_text())["trajectory"]["rise_steps"] for g in ("1", "2.5")}
+        stair = [rises["2.5"][k] for k in sorted(rises["2.5"], key=int)]
+        assert len(stair) >= 2 and stair == sorted(set(stair))  # one at a time
+        assert stair[0] > max(rises["1"].values())
+        assert (root / "report" / "figures" / "staircase.png").exists()
 
 
 @pytest.mark.slow

@@ -81,7 +81,8 @@ def _plan_staircase(ctx: Context) -> Iterator[Fig | str]:
         df = pd.DataFrame(rows).groupby(["init", "k"])["step"].agg(["mean", "min", "max"])
         yield Fig("staircase", "Staircase: rise step of each singular value",
                   f"Step at which the k-th singular value of A first reaches half its final "
-                  f"value, against k, one line per {init} (mean over seeds, min-max bars).",
+                  f"value, against k, one line per {init} (mean over the other settings: "
+                  f"seeds, ridges; min-max bars; symlog axis).",
                   "staircase", ("staircase", df.reset_index(), init))
 
 
@@ -152,6 +153,9 @@ def draw_staircase(df: pd.DataFrame, init: str):
         ax.errorbar(g["k"], g["mean"], yerr=[g["mean"] - g["min"], g["max"] - g["mean"]],
                     color=colors[v], marker="o", ms=3, capsize=2, label=label({init: v}))
     ax.set_xlabel("k (k-th singular value of A)")
+    ax.set_xticks(sorted(df["k"].unique()))
     ax.set_ylabel("rise step")
+    ax.set_yscale("symlog", linthresh=100)
+    ax.set_ylim(bottom=0)
     ax.legend(loc="best")
     return fig
