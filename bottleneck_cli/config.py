@@ -42,6 +42,16 @@ class ModelConfig:
     ridge_on_bias: bool = False  # include biases in the ridge term
 
 
+@dataclass
+class CNNConfig(ModelConfig):
+    """Circular convolutions on the torus (models/cnn.py, arXiv 2402.08010)."""
+
+    name: str = "cnn"
+    kernel: int = 3  # kernel size (odd: centred; cut to a layer's size when larger)
+    head: str = "pool"  # pool (global average pooling + linear) | map (a same-size image)
+    downsample: list[int] = field(default_factory=list)  # conv layers with stride 2
+
+
 # ---- task families: each its own dataclass, a Hydra group option (configs/task/<name>.yaml)
 @dataclass
 class TaskBase:
@@ -104,11 +114,26 @@ class DigitsTask(TaskBase):
     n_train: int = 1000
     n_test: int = 500
     n_classes: int = 10  # how many digit classes to keep (2..10)
+    digit: Optional[int] = None  # set: the autoencoder of this one class (targets = images)
+
+
+@dataclass
+class TextureTask(TaskBase):
+    """Synthetic images: a low-frequency shape times a high-frequency pattern (autoencoder)."""
+
+    name: str = "texture"
+    n_train: int = 256
+    n_test: int = 64
+    size: int = 16  # images are size x size, one channel
+    shape_freq: int = 1  # the shape's frequencies: max(|k_y|, |k_x|) <= shape_freq
+    pattern_freq: int = 4  # the pattern cos(2π f p_y / n) cos(2π f p_x / n)
+    noise: float = 0.0  # std of Gaussian noise on the training targets
 
 
 TASK_FAMILIES = {"compositional": CompositionalTask, "teacher": TeacherTask,
-                 "low_rank": LowRankTask, "npz": NpzTask, "digits": DigitsTask}
-MODEL_FAMILIES = {"mlp": ModelConfig, "linear": ModelConfig}
+                 "low_rank": LowRankTask, "npz": NpzTask, "digits": DigitsTask,
+                 "texture": TextureTask}
+MODEL_FAMILIES = {"mlp": ModelConfig, "linear": ModelConfig, "cnn": CNNConfig}
 TaskConfig = CompositionalTask  # the default task's settings
 
 

@@ -73,13 +73,21 @@ def config_text(cfg) -> str:
 
 
 def check_data(cfg) -> None:
-    """Build the dataset once so a bad file or task setting fails before any folder exists."""
+    """Build the dataset (and the model for it) once so that a bad file, task setting or
+    model/data mismatch fails before any folder exists."""
     from .tasks import TaskError, make_dataset
 
     try:
-        make_dataset(cfg.task, cfg.seed, cfg.dtype)
+        data = make_dataset(cfg.task, cfg.seed, cfg.dtype)
     except TaskError as exc:
         raise ConfigError(str(exc)) from None
+    if not cfg.model.get("_target_"):  # the model takes these inputs (a cnn needs images)
+        from .models import build
+
+        try:
+            build(cfg, data.x_train.shape[1:], data.d_out)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _saved_config(run: rd.RunDir) -> str:

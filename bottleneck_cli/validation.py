@@ -29,10 +29,11 @@ MAX_RECORDS = 10**6  # metric records (each writes a spectra file) and checkpoin
 MAX_ELEMENTS = 2**30  # parameters, data and representation entries (4 GiB in float32 each)
 
 CHOICES = {
-    "model.name": ("mlp", "linear"),
+    "model.name": ("mlp", "linear", "cnn"),
+    "model.head": ("pool", "map"),
     "model.activation": ("relu", "tanh", "identity"),
     "model.init": ("he", "lecun"),
-    "task.name": ("compositional", "low_rank", "npz", "digits", "teacher"),
+    "task.name": ("compositional", "low_rank", "npz", "digits", "teacher", "texture"),
     "task.inner": ("linear", "smooth"),
     "task.inputs": ("gaussian", "identity"),
     "task.loss": ("mse", "cross_entropy"),
@@ -59,6 +60,7 @@ RANGES = [
     ("seed", lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
     ("log_every_s", lambda v: v >= 0, "must be >= 0"),
     ("model.init_scale", lambda v: v > 0, "must be > 0"),
+    ("model.kernel", *_between(1, MAX_DIM)),
     ("task.n_train", *_between(1, MAX_SAMPLES)),
     ("task.n_test", *_between(0, MAX_SAMPLES)),
     ("task.d_in", *_between(1, MAX_DIM)),
@@ -69,6 +71,10 @@ RANGES = [
     ("task.teacher_depth", *_between(1, MAX_DEPTH)),
     ("task.noise", lambda v: v >= 0, "must be >= 0"),
     ("task.n_classes", lambda v: 2 <= v <= 10, "must be between 2 and 10"),
+    ("task.digit", lambda v: v is None or 0 <= v <= 9, "must be 0..9, or null"),
+    ("task.size", *_between(2, 1024)),
+    ("task.shape_freq", *_between(0, 512)),
+    ("task.pattern_freq", *_between(0, 512)),
     ("optim.momentum", lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ("optim.batch_size", lambda v: v is None or 1 <= v <= MAX_SAMPLES,
      f"must be >= 1 and <= {MAX_SAMPLES}, or null"),

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from .closed_forms import denoise_shrink, denoise_threshold, schatten_norm_cost
 from .config import setting
+from .frequencies import frequency_spectra
 from .jacobian import jacobian_matrices, jacobian_svals
 from .neurons import count_components, neuron_counts, neuron_graph, neuron_metrics
 from .ntk import (NTK_ITERS, NTK_MAX_SAMPLES, ntk_max_eig, ntk_metrics, ntk_trace,
@@ -141,6 +142,7 @@ def _init_distance(ctx: Context) -> dict:
 
 METRICS: dict[str, Metric] = {  # computed in this order
     "spectra": Metric(_spectra),
+    "frequencies": Metric(frequency_spectra, lambda c: hasattr(c.model, "convs")),
     "norms": Metric(_norms),
     "balance": Metric(_balance),
     "nonlinearity": Metric(_nonlinearity, lambda c: hasattr(c.model, "preactivations")),

@@ -18,9 +18,10 @@ import sys
 from typing import Callable
 
 from .base import Model
+from .cnn import CNN, build_cnn
 from .mlp import MLP, FullyConnected, build_linear, build_mlp
 
-MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear}
+MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear, "cnn": build_cnn}
 
 
 def resolve_target(path: str, search_dirs=()):
@@ -58,4 +59,4 @@ def build(cfg, in_shape, d_out: int, search_dirs=()) -> Model:
     return builder(cfg, in_shape, d_out)
 
 
-__all__ = ["MODELS", "MLP", "FullyConnected", "Model", "build", "resolve_target"]
+__all__ = ["MODELS", "CNN", "MLP", "FullyConnected", "Model", "build", "resolve_target"]

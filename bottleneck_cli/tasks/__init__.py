@@ -21,6 +21,7 @@ from .digits import digits
 from .files import npz
 from .low_rank import low_rank, low_rank_matrix
 from .teacher import teacher
+from .texture import texture
 
 TASKS: dict[str, Callable] = {
     "compositional": compositional,
@@ -28,6 +29,7 @@ TASKS: dict[str, Callable] = {
     "npz": npz,
     "digits": digits,
     "teacher": teacher,
+    "texture": texture,
 }
 
 

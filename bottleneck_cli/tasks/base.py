@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SALTS = {"compositional": 0xC0115, "low_rank": 0x10A4, "digits": 0xD161, "teacher": 0x7EAC}
+SALTS = {"compositional": 0xC0115, "low_rank": 0x10A4, "digits": 0xD161, "teacher": 0x7EAC,
+         "texture": 0x7E47}
 
 
 class TaskError(ValueError):
@@ -31,7 +32,8 @@ class Dataset:
 
     @property
     def d_in(self) -> int:
-        return int(self.x_train.shape[1])
+        """Entries per input sample (H W C for images)."""
+        return int(np.prod(self.x_train.shape[1:]))
 
     @property
     def d_out(self) -> int:
