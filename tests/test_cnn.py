@@ -197,3 +197,18 @@ def test_head_shapes_downsampling_and_errors():
                     (dict(downsample=[3]), "conv layers")]:
         with pytest.raises(ValueError, match=msg):
             _cnn(**kw)
+
+
+def test_jacobian_of_image_inputs_is_flattened():
+    """The generic Jacobian metric on a cnn: (samples, d_out, H W C)."""
+    from bottleneck_cli.metrics import jacobian_matrices
+
+    model = _cnn(depth=2, width=3, in_shape=(4, 4, 2), d_out=3, kernel=3)
+    params = model.init(0, np.float64)
+    x = np.random.default_rng(7).standard_normal((2, 4, 4, 2))
+    J = np.asarray(jacobian_matrices(lambda p, v: model.apply(p, v)[0], params, x))
+    assert J.shape == (2, 3, 32)
+    eps = 1e-6
+    e = np.zeros_like(x[:1]); e[0, 1, 2, 1] = eps
+    num = (np.asarray(model.apply(params, x[:1] + e)[0]) - np.asarray(model.apply(params, x[:1] - e)[0])) / (2 * eps)
+    np.testing.assert_allclose(J[0][:, np.ravel_multi_index((1, 2, 1), (4, 4, 2))], num[0], atol=1e-6)

@@ -39,7 +39,7 @@ def same(a: Dataset, b: Dataset) -> bool:
 
 
 def test_registry_and_unknown_task():
-    assert set(TASKS) == {"compositional", "low_rank", "npz", "digits", "teacher"}
+    assert set(TASKS) == {"compositional", "low_rank", "npz", "digits", "teacher", "texture"}
     with pytest.raises(ValueError, match=r"Unknown task 'nope'; choose from \["):
         make_dataset(cfg(name="nope"), 0)
 
