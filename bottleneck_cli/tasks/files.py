@@ -38,6 +38,8 @@ def npz(cfg, seed: int, dtype) -> Dataset:
         if xte.ndim != xtr.ndim:
             raise TaskError(f"x_test has shape {xte.shape} but x_train {xtr.shape}: both "
                             "2-D or both 4-D")
+        if xtr.ndim == 2 and xte.shape[1] != xtr.shape[1]:
+            raise TaskError(f"x_test has {xte.shape[1]} features but x_train has {xtr.shape[1]}")
         if xtr.ndim == 4 and xte.shape[3] != xtr.shape[3]:
             raise TaskError(f"x_test has {xte.shape[3]} channels but x_train has {xtr.shape[3]}")
         if xte.shape[1:] != xtr.shape[1:]:
