@@ -33,7 +33,7 @@ class Kind:
 
 FIGURES: dict[str, Kind] = {
     "run_spectra": Kind(run_spectra.plan, run_spectra.figure, per_run=True),
-    "frequencies": Kind(frequencies.plan, frequencies.figure, cost=3, per_run=True),
+    "frequencies": Kind(frequencies.plan, frequencies.figure, cost=3),  # one per chosen cnn run
     "rank_profile": Kind(partial(profiles.plan, "rank_profile"), profiles.draw, cost=3),
     "depth_fit": Kind(depth_fit.plan, depth_fit.draw),
     "near_one_profile": Kind(partial(profiles.plan, "near_one_profile"), profiles.draw, cost=3),
