@@ -239,6 +239,54 @@ def _why_step(evidence: tuple | None, target: float) -> str:
 
 
 # ---------------------------------------------------------------- achieved FLOP/s
+def bench_cnn_step(opts: Opts) -> Section:
+    """The cnn family's full-batch GD step against the same network in PyTorch eager."""
+    from bottleneck_cli import rundir as rd
+    from bottleneck_cli.config import load
+    from bottleneck_cli.train import Batch, Member
+    from torch_ref import TorchCNN
+
+    depth, width, n, kernel = (4, 8, 128, 3) if opts.quick else (8, 32, 512, 3)
+    call_s = 0.2 if opts.quick else 0.5
+    sec = Section(
+        "cnn_step", "cnn full-batch GD step: bncli vs PyTorch eager",
+        "Time per full-batch gradient-descent step of bncli's `cnn` (circular 3x3 "
+        "convolutions, ReLU, biases, global average pooling + linear head) on 8x8 digit "
+        "images (`task=digits`, one-hot MSE, λ = 1e-3, lr = 1e-4, float32) against the same "
+        "network, loss and update in PyTorch eager (`bench/torch_ref.py::TorchCNN`: "
+        "`F.conv2d` on circularly padded NCHW images, as `nn.Conv2d(padding_mode=\"circular\")`, "
+        "2 threads), both from bncli's parameters and data (the last column checks the loss "
+        f"after 3 steps). Timed round-robin, {opts.repeats} calls each, about {call_s} s each.",
+        header=["depth", "width", "N", "k (bncli/eager)", "bncli ms/step", "eager ms/step",
+                "vs eager (median)", "vs eager (best)", "loss agrees"],
+        commands=["(in-process; see bench/benchmarks.py::bench_cnn_step)"])
+    cfg = load(["model=cnn", "task=digits", f"depth={depth}", f"width={width}",
+                f"task.n_train={n}", "task.n_test=0", f"model.kernel={kernel}", "lr=1e-4",
+                "lam=1e-3", "optim=gd"])
+    batch = Batch([Member(run=rd.RunDir("unused"), cfg=cfg)])
+    host = _host_copy(batch)
+    check = TorchCNN(**host)
+    check.run(3)
+    batch.run_to(3)
+    t_loss = float(check.loss_fn(check.W, check.b, check.x, check.y).detach())
+    j_loss = _bncli_loss(batch)
+    agree = abs(t_loss - j_loss) <= 1e-4 * max(1.0, abs(j_loss))
+    runners = {"bncli": lambda k: _chunk_fn(batch, k)(), "eager": TorchCNN(**host).run}
+    ks = {name: _steps_per_call(run, call_s, lo=3) for name, run in runners.items()}
+    times = interleaved({name: (lambda run=run, k=ks[name]: run(k))
+                         for name, run in runners.items()}, opts.repeats, warmup=0)
+    ms = {name: 1e3 * median(ts) / ks[name] for name, ts in times.items()}
+    best = {name: 1e3 * min(ts) / ks[name] for name, ts in times.items()}
+    ratio = ms["eager"] / ms["bncli"]
+    sec.rows.append([depth, width, n, f"{ks['bncli']}/{ks['eager']}", ms["bncli"], ms["eager"],
+                     f"{ratio:.2f}×", f"{best['eager'] / best['bncli']:.2f}×",
+                     "yes" if agree else f"NO ({j_loss:.6g} vs {t_loss:.6g})"])
+    sec.targets = [Target(f"bncli vs torch eager, cnn ({depth}, {width}, {n})", ratio, ">=", 1.0,
+                          why_miss="XLA's CPU convolutions (and their transposes in the "
+                          "backward pass) against oneDNN's")]
+    return sec
+
+
 def bench_flops(opts: Opts) -> Section:
     import jax
     import jax.numpy as jnp
@@ -877,6 +925,7 @@ from completion_bench import bench_completion, bench_rank_cost  # noqa: E402
 
 BENCHMARKS = {
     "step": bench_step,
+    "cnn_step": bench_cnn_step,
     "flops": bench_flops,
     "sweep": bench_sweep,
     "metrics": bench_metrics,

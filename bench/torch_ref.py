@@ -154,3 +154,38 @@ class TorchCompletion:
         ridge = sum((W * W).sum() for W in self.W)
         loss = ((a[i, j] - self.y[i, j]) ** 2).mean() + self.lam * ridge
         return float(loss.detach())
+
+
+class TorchCNN(TorchMLP):
+    """bncli's ``cnn`` (pool head) in PyTorch eager: ``torch.nn.functional.conv2d`` on
+    circularly padded NCHW images (what ``nn.Conv2d(padding_mode="circular")`` does), ReLU,
+    global average pooling, a linear head; the same loss and GD update as ``TorchMLP``."""
+
+    def __init__(self, params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
+                 lam: float, lr: float, compile: bool = False):
+        torch = _torch()
+        names = sorted(k for k in params if k.startswith("W"))
+        # HWIO kernels -> OIHW
+        self.W = [torch.tensor(np.ascontiguousarray(
+            np.transpose(params[k], (3, 2, 0, 1)) if params[k].ndim == 4 else params[k]),
+            requires_grad=True) for k in names]
+        self.b = [torch.tensor(np.asarray(params["b" + k[1:]]), requires_grad=True)
+                  for k in names]
+        self.params = self.W + self.b
+        self.x = torch.tensor(np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2))))
+        self.y = torch.tensor(np.asarray(y))
+        self.lam, self.lr = float(lam), float(lr)
+        self.loss_fn = torch.compile(self._loss) if compile else self._loss
+        self._torch = torch
+
+    def _loss(self, W, b, x, y):
+        F = self._torch.nn.functional
+        a = x
+        for l in range(len(W) - 1):
+            k = W[l].shape[-1]
+            pad = (k // 2, k - 1 - k // 2, k // 2, k - 1 - k // 2)
+            a = F.relu(F.conv2d(F.pad(a, pad, mode="circular"), W[l], b[l]))
+        out = a.mean(dim=(2, 3)) @ W[-1] + b[-1]
+        fit = ((out - y) ** 2).sum(dim=-1).mean()
+        ridge = sum((w * w).sum() for w in W)
+        return fit + self.lam * ridge

@@ -32,10 +32,10 @@ USER_CONFIG_ENV = "BNCLI_CONFIG_DIR"
 
 
 from .families import (  # noqa: E402,F401  the families' settings, re-exported
-    MODEL_FAMILIES, TASK_FAMILIES, AccNetConfig, BottleneckTeacherTask, CompletionTask,
+    MODEL_FAMILIES, TASK_FAMILIES, AccNetConfig, BottleneckTeacherTask, CNNConfig, CompletionTask,
     CompositionalTask, DigitsTask, GeneratedTask, LeakyResNetConfig, LowRankTask, MaternTask,
     MixedModelConfig, MixedTargetTask, ModelConfig, NpzTask, ShallowConfig, TaskBase, TaskConfig,
-    TeacherTask)
+    TeacherTask, TextureTask)
 
 
 @dataclass

@@ -23,6 +23,16 @@ class ModelConfig:
 
 
 @dataclass
+class CNNConfig(ModelConfig):
+    """Circular convolutions on the torus (models/cnn.py, arXiv 2402.08010)."""
+
+    name: str = "cnn"
+    kernel: int = 3  # kernel size (odd: centred; cut to a layer's size when larger)
+    head: str = "pool"  # pool (global average pooling + linear) | map (a same-size image)
+    downsample: list[int] = field(default_factory=list)  # conv layers with stride 2
+
+
+@dataclass
 class LeakyResNetConfig:
     """Leaky ResNet (arXiv 2405.17573): L = depth residual layers of width ``width``."""
 
@@ -127,6 +137,7 @@ class DigitsTask(TaskBase):
     n_train: int = 1000
     n_test: int = 500
     n_classes: int = 10  # how many digit classes to keep (2..10)
+    digit: Optional[int] = None  # set: the autoencoder of this one class (targets = images)
 
 
 @dataclass
@@ -198,10 +209,25 @@ class AccNetConfig(ModelConfig):
     d_mid: int = 100
 
 
+@dataclass
+class TextureTask(TaskBase):
+    """Synthetic images: a low-frequency shape times a high-frequency pattern (autoencoder)."""
+
+    name: str = "texture"
+    n_train: int = 256
+    n_test: int = 64
+    size: int = 16  # images are size x size, one channel
+    shape_freq: int = 1  # the shape's frequencies: max(|k_y|, |k_x|) <= shape_freq
+    pattern_freq: int = 4  # the pattern cos(2π f p_y / n) cos(2π f p_x / n)
+    noise: float = 0.0  # std of Gaussian noise on the training targets
+
+
 TASK_FAMILIES = {"compositional": CompositionalTask, "teacher": TeacherTask,
                  "low_rank": LowRankTask, "npz": NpzTask, "digits": DigitsTask,
                  "completion": CompletionTask, "bottleneck_teacher": BottleneckTeacherTask,
-                 "mixed_target": MixedTargetTask, "matern": MaternTask}
+                 "mixed_target": MixedTargetTask, "matern": MaternTask,
+                 "texture": TextureTask}
 MODEL_FAMILIES = {"mlp": ModelConfig, "linear": ModelConfig, "leaky_resnet": LeakyResNetConfig,
-                  "mixed": MixedModelConfig, "shallow": ShallowConfig, "accnet": AccNetConfig}
+                  "mixed": MixedModelConfig, "shallow": ShallowConfig, "accnet": AccNetConfig,
+                  "cnn": CNNConfig}
 TaskConfig = CompositionalTask  # the default task's settings

@@ -65,14 +65,21 @@ def check_name(name: str, what: str = "name") -> str:
 
 
 def check_data(cfg) -> None:
-    """Check the data once (``tasks.check_task``) so a bad file or task setting fails
-    before any folder exists."""
+    """Check the data (``tasks.check_task``) and build the model for them once, so that a
+    bad file, task setting or model/data mismatch fails before any folder exists."""
     from .tasks import TaskError, check_task
 
     try:
-        check_task(cfg.task, cfg.seed, cfg.dtype)
+        in_shape, d_out = check_task(cfg.task, cfg.seed, cfg.dtype)
     except TaskError as exc:
         raise ConfigError(str(exc)) from None
+    if not cfg.model.get("_target_"):  # the model takes these inputs (a cnn needs images)
+        from .models import build
+
+        try:
+            build(cfg, in_shape, d_out)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 class DamagedConfig(ConfigError):

@@ -10,7 +10,7 @@ from bottleneck_cli.config import CONFIG_DIR
 
 SMALL = ["bottleneck2023_small", "rank2022_small", "sparsity2022_small", "dln2021_small",
          "learning_rate_small", "jumps2023_small", "leaky2024_small", "leaky2024_steps_small",
-         "mixed2024_small", "matern2024_small"]
+         "mixed2024_small", "matern2024_small", "cbn2024_small", "cbn2024_classify_small"]
 PRESETS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
 
@@ -58,3 +58,17 @@ def test_learning_rate_preset_records_the_ntk(in_tmp):
     assert final["ntk/trace"] > 0 and final["ntk/max_eig"] > 0
     assert final["ntk/trace_per_nl"] == pytest.approx(
         final["ntk/trace"] / (final["ntk/samples"] * 3))
+
+
+@pytest.mark.slow
+def test_cbn2024_small_report_shows_the_frequency_figures(in_tmp):
+    runner = CliRunner()
+    assert runner.invoke(app, ["sweep", "+experiment=cbn2024_small"]).exit_code == 0
+    root = in_tmp / "runs" / "cbn2024_small"
+    result = runner.invoke(app, ["report", str(root)])
+    assert result.exit_code == 0, result.output
+    figures = {p.name for p in (root / "report" / "figures").glob("*.png")}
+    assert sum(name.startswith("freq_") for name in figures) == 2
+    assert "cbn_vs_depth.png" in figures and "depth_fit.png" in figures
+    html = (root / "report" / "report.html").read_text()
+    assert "Frequencies kept by" in html and "CBN rank against depth" in html

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from .closed_forms import denoise_shrink, denoise_threshold, schatten_norm_cost
 from .config import setting
 from .end_to_end import end_to_end, is_linear_chain, summarize_end_to_end
+from .frequencies import frequency_spectra
 from .jacobian import jacobian_matrices, jacobian_svals
 from .leaky import hamiltonian_terms, leaky_metrics, stabilised_norms
 from .neurons import count_components, neuron_counts, neuron_graph, neuron_metrics
@@ -146,6 +147,7 @@ def _init_distance(ctx: Context) -> dict:
 
 METRICS: dict[str, Metric] = {  # computed in this order
     "spectra": Metric(_spectra),
+    "frequencies": Metric(frequency_spectra, lambda c: hasattr(c.model, "convs")),
     "norms": Metric(_norms),
     "balance": Metric(_balance),
     "nonlinearity": Metric(_nonlinearity, lambda c: hasattr(c.model, "preactivations")),

@@ -8,15 +8,19 @@ from .svd import _after
 
 
 def jacobian_matrices(apply_fn: Callable, params, xs):
-    """(samples, d_out, d_in): the Jacobian Jf(x) at each row of xs."""
+    """(samples, d_out, d_in): the Jacobian Jf(x) at each sample of xs (an input of any
+    shape counts as its flattened d_in entries)."""
+    import math
+
     import jax
 
-    d_in = xs.shape[-1]
+    d_in = math.prod(xs.shape[1:])
     d_out = jax.eval_shape(apply_fn, params, xs[:1]).shape[-1]
     jac = jax.jacrev if d_out <= d_in else jax.jacfwd
 
     def one(xi):
-        return jac(lambda v: apply_fn(params, v[None])[0])(xi)
+        j = jac(lambda v: apply_fn(params, v[None])[0])(xi)
+        return j.reshape(j.shape[0], -1)
 
     return jax.vmap(one)(xs)
 

@@ -125,6 +125,9 @@ def summarize(spectra: Mapping[str, Any], depth: int, metrics_cfg=None) -> dict[
         if J.shape[0] > 0:
             out["jac/rank"] = float(np.mean([numerical_rank(j, atol, rtol) for j in J]))
             out["jac/logdet"] = float(np.mean([log_pdet(j, atol, rtol) for j in J]))
+    from .frequencies import summarize_frequencies
+
+    out.update(summarize_frequencies(spectra, L, metrics_cfg))  # conv layers only
     for key, value in spectra.items():
         if key.startswith(("ntk/", "init/")):
             out[key] = float(value)

@@ -9,6 +9,10 @@ import numpy as np
 
 # Key prefix of matrices left for ``host_svals`` to decompose.
 HOST_SVD = "svd:"
+# Complex matrix stacks left for ``host_svals``, as ``<prefix><name>:re`` / ``:im`` real parts
+# (the packed program output is real): plain, or a Gram G = A^H A whose square-rooted
+# singular values are A's.
+HOST_SVD_COMPLEX, HOST_SVD_GRAM = "svdc:", "svdg:"
 
 
 def _after(dep, x):
@@ -52,10 +56,48 @@ def grouped_svals(mats: Mapping[str, Any], after=None, host: bool = False) -> di
     return out
 
 
+def complex_svals(mats: Mapping[str, Any], grams: Mapping[str, Any] = {}, after=None,
+                  host: bool = False) -> dict:
+    """Singular values (descending, last axis) of stacks of complex matrices ``mats`` and of
+    the matrices A whose Grams A^H A are ``grams`` (sqrt of the Gram's). In the program,
+    one after the other (see ``_after``); with ``host=True`` their real and imaginary parts
+    are returned for ``host_svals``."""
+    import jax.numpy as jnp
+
+    if host:
+        out = {}
+        for prefix, group in ((HOST_SVD_COMPLEX, mats), (HOST_SVD_GRAM, grams)):
+            for n, m in group.items():
+                out[f"{prefix}{n}:re"], out[f"{prefix}{n}:im"] = jnp.real(m), jnp.imag(m)
+        return out
+    out = {}
+    for group, root in ((mats, False), (grams, True)):
+        for n, m in group.items():
+            s = jnp.linalg.svd(_after(after, m), compute_uv=False)
+            after = s
+            out[n] = jnp.sqrt(jnp.maximum(s, 0)) if root else s
+    return out
+
+
+def _host_complex(d: Mapping[str, Any]) -> dict:
+    out = {}
+    for prefix, root in ((HOST_SVD_COMPLEX, False), (HOST_SVD_GRAM, True)):
+        for k in d:
+            if k.startswith(prefix) and k.endswith(":re"):
+                n = k[len(prefix):-3]
+                m = np.asarray(d[k]) + 1j * np.asarray(d[f"{prefix}{n}:im"])
+                s = np.linalg.svd(m, compute_uv=False)
+                out[n] = np.sqrt(np.maximum(s, 0)) if root else s
+    return out
+
+
 def host_svals(d: Mapping[str, Any]) -> dict:
     """Replace every ``svd:<name>`` matrix (or stack of matrices) by its singular values,
-    computed with NumPy, one batched call per shape; other entries pass through."""
-    out = {k: v for k, v in d.items() if not k.startswith(HOST_SVD)}
+    computed with NumPy, one batched call per shape (and ``svdc:``/``svdg:`` complex
+    stacks, see ``complex_svals``); other entries pass through."""
+    out = {k: v for k, v in d.items()
+           if not k.startswith((HOST_SVD, HOST_SVD_COMPLEX, HOST_SVD_GRAM))}
+    out.update(_host_complex(d))
     groups: dict[tuple, list[str]] = {}
     for k, v in d.items():
         if k.startswith(HOST_SVD):

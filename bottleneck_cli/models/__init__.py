@@ -19,13 +19,15 @@ from typing import Callable
 
 from .base import Model
 from .accnet import build_accnet
+from .cnn import CNN, build_cnn
 from .leaky_resnet import LeakyResNet, build_leaky_resnet
 from .mixed import build_mixed
 from .mlp import MLP, FullyConnected, build_linear, build_mlp, build_shallow
 
 MODELS: dict[str, Callable] = {"mlp": build_mlp, "linear": build_linear,
                                "shallow": build_shallow, "accnet": build_accnet,
-                               "leaky_resnet": build_leaky_resnet, "mixed": build_mixed}
+                               "leaky_resnet": build_leaky_resnet, "mixed": build_mixed,
+                               "cnn": build_cnn}
 
 # Families with their own training rule (docs/extending.md): name -> "module:function",
 # the function taking ``(members, progress)`` as ``train.train_members`` does.
@@ -75,5 +77,5 @@ def build(cfg, in_shape, d_out: int, search_dirs=()) -> Model:
     return builder(cfg, in_shape, d_out)
 
 
-__all__ = ["MODELS", "LeakyResNet", "MLP", "FullyConnected", "Model", "TRAINERS", "build",
-           "own_trainer", "resolve_target"]
+__all__ = ["MODELS", "CNN", "LeakyResNet", "MLP", "FullyConnected", "Model", "TRAINERS",
+           "build", "own_trainer", "resolve_target"]

@@ -26,6 +26,7 @@ from .mixed_target import mixed_target, mixed_target_matrices
 from .matern import check as check_matern
 from .matern import matern
 from .teacher import teacher
+from .texture import texture
 
 TASKS: dict[str, Callable] = {
     "compositional": compositional,
@@ -37,6 +38,7 @@ TASKS: dict[str, Callable] = {
     "bottleneck_teacher": bottleneck_teacher,
     "mixed_target": mixed_target,
     "matern": matern,
+    "texture": texture,
 }
 # Tasks whose data are costly to draw check their settings without drawing:
 # ``check(task_cfg) -> (one sample's input shape, d_out)``, raising TaskError.

@@ -14,7 +14,7 @@ import numpy as np
 
 SALTS = {"compositional": 0xC0115, "low_rank": 0x10A4, "digits": 0xD161, "teacher": 0x7EAC,
          "completion": 0xC0A1, "bottleneck_teacher": 0xB07E, "mixed_target": 0x2405A,
-         "matern": 0x3A7E}
+         "matern": 0x3A7E, "texture": 0x7E47}
 
 
 class TaskError(ValueError):
@@ -44,7 +44,8 @@ class Dataset:
 
     @property
     def d_in(self) -> int:
-        return int(self.x_train.shape[1])
+        """Entries per input sample (H W C for images)."""
+        return int(np.prod(self.x_train.shape[1:]))
 
     @property
     def d_out(self) -> int:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
-from . import (closed_form, convergence, curves, depth_fit, leaky, mixed, neurons,
-               phase, profiles, rank_jumps, remaining, run_spectra, scaling, vs_depth)
+from . import (closed_form, convergence, curves, depth_fit, frequencies, leaky, mixed,
+               neurons, phase, profiles, rank_jumps, remaining, run_spectra, scaling, vs_depth)
 from .base import Context, Fig
 
 
@@ -33,6 +33,7 @@ class Kind:
 
 FIGURES: dict[str, Kind] = {
     "run_spectra": Kind(run_spectra.plan, run_spectra.figure, per_run=True),
+    "frequencies": Kind(frequencies.plan, frequencies.figure, cost=3),  # one per chosen cnn run
     "rank_profile": Kind(partial(profiles.plan, "rank_profile"), profiles.draw, cost=3),
     "depth_fit": Kind(depth_fit.plan, depth_fit.draw),
     "near_one_profile": Kind(partial(profiles.plan, "near_one_profile"), profiles.draw, cost=3),
@@ -44,6 +45,7 @@ FIGURES: dict[str, Kind] = {
     "mixed_dynamics": Kind(mixed.plan_dynamics, mixed.draw_dynamics),
     "ntk_vs_depth": Kind(partial(vs_depth.plan, "ntk_vs_depth"), vs_depth.draw),
     "jacobian_vs_depth": Kind(partial(vs_depth.plan, "jacobian_vs_depth"), vs_depth.draw),
+    "cbn_vs_depth": Kind(partial(vs_depth.plan, "cbn_vs_depth"), vs_depth.draw),
     "closed_form": Kind(closed_form.plan, closed_form.draw),
     "neurons_vs_width": Kind(neurons.plan, neurons.draw, cost=3),
     "nonlinearity_profile": Kind(partial(profiles.plan, "nonlinearity_profile"),

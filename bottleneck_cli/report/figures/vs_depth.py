@@ -17,6 +17,10 @@ EXTRAS = {  # stem: (title, {metric: axis label}, the metric without which it is
                      "ntk/trace_per_nl"),
     "jacobian_vs_depth": ("Jacobian rank and log pseudo-determinant against depth",
                           {"jac/rank": "rank Jf(x)", "jac/logdet": "log |Jf(x)|₊"}, None),
+    "cbn_vs_depth": ("CBN rank against depth",  # arXiv 2402.08010: ||θ||²/L -> the slope
+                     {"bottleneck/cbn_rank": "CBN rank (middle weights)",
+                      "bottleneck/cbn_slope": "CBN rank / (h w): predicted slope",
+                      "norm/per_depth": "||θ||² / L"}, "bottleneck/cbn_rank"),
 }
 
 
