@@ -58,7 +58,7 @@ FIGURES: dict[str, Kind] = {
     "leaky_rank": Kind(partial(leaky.plan, "leaky_rank"), leaky.draw),
     "leaky_energies": Kind(partial(leaky.plan, "leaky_energies"), leaky.draw, cost=3),
     "leaky_steps": Kind(partial(leaky.plan, "leaky_steps"), leaky.draw),
-    "scaling_fit": Kind(scaling.plan_fit, scaling.draw_fit),
-    "rate_heatmap": Kind(scaling.plan_heatmap, scaling.draw_heatmap),
-    "arch_compare": Kind(scaling.plan_arch, scaling.draw_arch, cost=3),
+    "scaling_fit": Kind(partial(scaling.plan, "scaling_fit"), scaling.draw),
+    "rate_heatmap": Kind(partial(scaling.plan, "rate_heatmap"), scaling.draw),
+    "arch_compare": Kind(partial(scaling.plan, "arch_compare"), scaling.draw, cost=3),
 }

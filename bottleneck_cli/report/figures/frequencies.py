@@ -61,7 +61,7 @@ def figure(run: Run):
 
 @styled
 def draw(name, fw, fz, delta, atol, rtol, depth):
-    from ...metrics.frequencies import degrees, kept_counts, rank_counts, signed
+    from ...frequency_grid import degrees, kept_counts, rank_counts, signed
     from .. import style as ps
 
     fig, axes = ps.panels(1, 3, w=3.3, h=2.9, right=0.0)

@@ -104,7 +104,7 @@ def plan_fit(ctx: Context) -> Iterator[Fig | str]:
     yield Fig("scaling_fit", "Test error against N (log-log fit per setting)",
               "Test error (mean over seeds, points per seed) against the training-set size N; "
               "lines: log err = -rate·log N + c. Fitted rates (mean ± std over seeds): "
-              + rate_text(rates), "scaling_fit", (pts, rates))
+              + rate_text(rates), "scaling_fit", ("scaling_fit", pts, rates))
 
 
 def plan_heatmap(ctx: Context) -> Iterator[Fig | str]:
@@ -120,7 +120,8 @@ def plan_heatmap(ctx: Context) -> Iterator[Fig | str]:
     rates = rates.assign(panel=[_label(r, rest) for _, r in rates.iterrows()])
     yield Fig("rate_heatmap", "Fitted rate over (ν_g, ν_h)",
               "The empirical rate (−slope of log test error against log N, mean over seeds) "
-              "per (ν_g, ν_h); one panel per other setting.", "rate_heatmap", (rates,))
+              "per (ν_g, ν_h); one panel per other setting.", "rate_heatmap",
+              ("rate_heatmap", rates))
 
 
 def plan_arch(ctx: Context) -> Iterator[Fig | str]:
@@ -135,7 +136,7 @@ def plan_arch(ctx: Context) -> Iterator[Fig | str]:
     pts = pts.assign(panel=[_label(r, rest) for _, r in pts.iterrows()])
     yield Fig("arch_compare", "Deep against shallow against accordion",
               "Test error against N (mean over seeds), one line per model at equal settings.",
-              "arch_compare", (pts,))
+              "arch_compare", ("arch_compare", pts))
 
 
 @styled
@@ -204,3 +205,16 @@ def draw_arch(pts: pd.DataFrame):
         ax.set_title(panel, fontsize=8)
     axes[0, 0].legend(loc="best", fontsize=7)
     return fig
+
+
+PLANS = {"scaling_fit": plan_fit, "rate_heatmap": plan_heatmap, "arch_compare": plan_arch}
+DRAWS = {"scaling_fit": draw_fit, "rate_heatmap": draw_heatmap, "arch_compare": draw_arch}
+
+
+def plan(stem: str, ctx: Context) -> Iterator[Fig | str]:
+    """The figure ``stem`` of ``PLANS`` (its args start with the stem, for ``draw``)."""
+    return PLANS[stem](ctx)
+
+
+def draw(stem: str, *args):
+    return DRAWS[stem](*args)
