@@ -13,21 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from .base import TaskError, finish, streams
-from .low_rank import _orthonormal
+from .low_rank import _orthonormal, target_singular_values
 
 
 def _singular_values(cfg) -> np.ndarray:
-    r, limit = cfg.rank, min(cfg.d_in, cfg.d_out)
-    if r > limit:
-        raise TaskError(f"task.rank={r} must be <= min(task.d_in, task.d_out)={limit}")
-    if cfg.singular_values is None:
-        return np.ones(r)
-    s = np.asarray(list(cfg.singular_values), dtype=np.float64)
-    if s.shape != (r,):
-        raise TaskError(f"task.singular_values has {s.size} entries but task.rank={r}")
-    if np.any(s <= 0) or not np.all(np.isfinite(s)):
-        raise TaskError("task.singular_values must all be finite and > 0")
-    return s
+    """The target's singular values: ``task.singular_values``, default all 1."""
+    return target_singular_values(cfg, default=np.ones)
 
 
 def n_observed(cfg) -> int:

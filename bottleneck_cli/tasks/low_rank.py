@@ -7,13 +7,15 @@ import numpy as np
 from .base import Dataset, TaskError, finish, loss_of, streams, task_seed
 
 
-def _singular_values(cfg) -> np.ndarray:
+def target_singular_values(cfg, default=None) -> np.ndarray:
+    """``task.singular_values`` checked against ``task.rank`` (and the shape), or
+    ``default(rank)`` when unset (low_rank: rank..1 evenly spaced)."""
     r = cfg.rank
     if r > min(cfg.d_in, cfg.d_out):
         limit = min(cfg.d_in, cfg.d_out)
         raise TaskError(f"task.rank={r} must be <= min(task.d_in, task.d_out)={limit}")
     if cfg.singular_values is None:
-        return np.linspace(r, 1, r)
+        return (default or (lambda k: np.linspace(k, 1, k)))(r)
     s = np.asarray(list(cfg.singular_values), dtype=np.float64)
     if s.shape != (r,):
         raise TaskError(f"task.singular_values has {s.size} entries but task.rank={r}")
@@ -29,7 +31,7 @@ def _orthonormal(rng: np.random.Generator, n: int, r: int) -> np.ndarray:
 
 def low_rank_matrix(task_cfg, seed: int) -> np.ndarray:
     """A = U diag(s) V^T, (d_out, d_in), U and V random orthonormal (QR of a Gaussian)."""
-    s = _singular_values(task_cfg)
+    s = target_singular_values(task_cfg)
     ra = streams("low_rank", task_seed(task_cfg, seed), 3)[0]
     U = _orthonormal(ra, task_cfg.d_out, task_cfg.rank)
     V = _orthonormal(ra, task_cfg.d_in, task_cfg.rank)
@@ -52,6 +54,6 @@ def low_rank(cfg, seed: int, dtype) -> Dataset:
     ytr, yte = xtr @ A.T, xte @ A.T
     if cfg.noise > 0:
         ytr = ytr + cfg.noise * rn.standard_normal(ytr.shape)
-    sv = [float(v) for v in _singular_values(cfg)]
+    sv = [float(v) for v in target_singular_values(cfg)]
     info = {"true_rank": int(cfg.rank), "singular_values": sv, "inputs": str(cfg.inputs)}
     return finish(xtr, ytr, xte, yte, loss_of(cfg, False), False, info, dtype)
