@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..fit import basis
+from ..fit import basis, converged_mask
 from ..format import pm
 from .base import Context, Fig, styled
 
@@ -18,7 +18,11 @@ def plan(ctx: Context) -> Iterator[Fig | str]:
     """The depth fit when one was made (finished runs at >= 2 depths); else why not."""
     fits = ctx.fits
     if not len(fits):
-        yield f"depth fit of ||θ||²: needs finished runs at ≥ 2 depths ({ctx.sweep_note})"
+        left_out = int((ctx.info["finished"] & ~converged_mask(ctx.finals)).sum())
+        why = (f"; {left_out} finished run(s) have not converged and are left out "
+               "(bncli report --include-unconverged fits them too)") if left_out else ""
+        yield (f"depth fit of ||θ||²: needs converged finished runs at ≥ 2 depths "
+               f"({ctx.sweep_note}{why})")
         return
     lines = "; ".join(f"{r.setting or 'all runs'}: R0 = {pm(r.R0_estimate, r.R0_err)}, "
                       f"R1 = {pm(r.R1_estimate, r.R1_err)} "
