@@ -15,6 +15,7 @@ from typing import List, Optional
 
 import typer
 
+from .cli_options import CfgOption, InfoOption, OverridesArg, print_version
 from .completion import complete_override
 from .config_groups import help_text
 
@@ -39,17 +40,9 @@ app = typer.Typer(
 _state = {"debug": False}
 
 
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        print(f"bncli {version('bottleneck-cli')}")
-        raise typer.Exit()
-
-
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
-          _v: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+          _v: bool = typer.Option(False, "--version", callback=print_version, is_eager=True,
                                   help="Print the version and exit.")):
     _state["debug"] = debug
 
@@ -107,17 +100,6 @@ ConfigDirOption = typer.Option(
     None, "--config-dir", "-c",
     help="Extra folder of config files (groups model/, task/, optim/, experiment/); "
     "repeatable. Also read from $BNCLI_CONFIG_DIR.")
-OverridesArg = typer.Argument(
-    None, metavar="[OVERRIDES]...", show_default=False, autocompletion=complete_override,
-    help="Hydra overrides: key=value, group=option, '+experiment=NAME' (bncli list).")
-CfgOption = typer.Option(
-    None, "--cfg", metavar="job|hydra|all", help="Print the composed config (job), Hydra's "
-    "node (hydra) or both, and exit; writes nothing.")
-InfoOption = typer.Option(
-    False, "--info", help="Print the config search path, defaults list, groups and config "
-    "(--info searchpath|defaults|config: one of them), and exit; writes nothing.")
-
-
 def _show(command: str, overrides: list[str], dirs: list[str], cfg, info) -> None:
     """``--cfg`` / ``--info``: print and exit 0, or a one-line error."""
     with _errors():

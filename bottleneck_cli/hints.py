@@ -62,14 +62,16 @@ def explain(exc: BaseException, line: str) -> str:
                 f"from {', '.join(known)}")
     key = re.search(r"Could not (?:override|delete from config)\.? '([^']*)'", text)
     if key:
-        return _unknown_key(key.group(1).lstrip("+~"))
+        return _unknown_key(key.group(1).lstrip("+~"), line)
     return line
 
 
-def _unknown_key(key: str) -> str:
+def _unknown_key(key: str, line: str) -> str:
     from .config_docs import all_keys
 
     keys = all_keys()
+    if key in keys and not keys[key]:  # a key every config has: the problem is inside it
+        return line
     if key in keys:  # a key of another model or task family
         return (f"unknown key '{key}' for this {key.split('.')[0]}: it is a key of "
                 f"{', '.join(keys[key])}")
