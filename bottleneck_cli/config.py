@@ -50,6 +50,9 @@ class StageConfig:
     # ridge continuation: the ridge starts at lam * lam_start_scale and moves geometrically
     # to lam * lam_scale, reached exactly at the stage's last step (null: constant)
     lam_start_scale: Optional[float] = None
+    # rebalance a homogeneous net's layers to equal ||W_l||_F^2 as the stage begins (exact:
+    # the function is unchanged, the ridge can only fall; convergence.rebalance)
+    rebalance: bool = False
 
 
 @dataclass
