@@ -199,6 +199,10 @@ class Cohort:
         nxt = stage_at(self.stages, step)
         if nxt.index == self.stage.index:
             return
+        if nxt.rebalance:  # exact rescaling along the symmetry orbit (convergence.rebalance)
+            from .convergence import rebalance
+
+            self.state["params"] = rebalance(self.state["params"])
         self._enter(nxt, self.state["params"])
         self.state["opt"] = jax.tree_util.tree_map(jnp.asarray, self.state["opt"])
         self._programs()

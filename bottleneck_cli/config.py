@@ -41,6 +41,7 @@ class StageConfig:
     # ridge continuation: the ridge starts at lam * lam_start_scale and moves geometrically
     # to lam * lam_scale, reached exactly at the stage's last step (null: constant)
     lam_start_scale: Optional[float] = None  # ridge continuation's start scale (above)
+    rebalance: bool = False  # equalise a homogeneous net's ||W_l||² as the stage begins
 
 
 @dataclass

@@ -34,6 +34,38 @@ def norm_balance(record: dict) -> float | None:
     return max(norms) / min(norms) - 1.0
 
 
+def rebalance(params: dict) -> dict:
+    """Rescale a positively homogeneous net to equal layer norms without changing its function.
+
+    W_l -> c_l W_l and b_l -> (c_1...c_l) b_l with c_l = g / ||W_l||, g the geometric mean
+    of the ||W_l||, so c_1...c_L = 1 and relu(c z) = c relu(z) (c > 0) leaves the output
+    unchanged. By AM-GM sum_l ||W_l||^2 >= L g^2, with equality here: the ridge is at its
+    minimum over the rescaling orbit, where every critical point of fit + lam ||θ||² lies.
+    ``params`` hold a leading member axis (cohorts); a member with a zero layer is unchanged.
+    """
+    import jax.numpy as jnp
+
+    names = sorted(k for k in params if k.startswith("W"))
+    norms = jnp.stack([jnp.sqrt(jnp.sum(params[k] ** 2, axis=tuple(range(1, params[k].ndim))))
+                       for k in names])  # (L, members)
+    ok = jnp.all(norms > 0, axis=0)
+    safe = jnp.where(norms > 0, norms, 1.0)
+    scale = jnp.where(ok[None, :], jnp.exp(jnp.mean(jnp.log(safe), axis=0))[None, :] / safe, 1.0)
+    out, cumulative = dict(params), jnp.ones_like(scale[0])
+    for l, name in enumerate(names):
+        cumulative = cumulative * scale[l]
+        out[name] = params[name] * _expand(scale[l], params[name])
+        bias = "b" + name[1:]
+        if bias in params:
+            out[bias] = params[bias] * _expand(cumulative, params[bias])
+    return out
+
+
+def _expand(v, like):
+    """``v`` (members,) broadcast against ``like`` (members, ...)."""
+    return v.reshape(v.shape + (1,) * (like.ndim - 1)).astype(like.dtype)
+
+
 @dataclass
 class Tracker:
     """One member's diagnostics over its records (rebuilt from metrics.jsonl on resume)."""

@@ -32,6 +32,7 @@ class Stage:
     lr_scale: float
     lam_scale: float
     lam_start_scale: float | None = None  # ridge continuation (geometric), see stage_lam
+    rebalance: bool = False  # equalise the layer norms as the stage begins (not stage 0)
 
     @property
     def steps(self) -> int:
@@ -50,7 +51,7 @@ def stages(cfg) -> list[Stage]:
         out.append(Stage(i, start, end, spec.get("name") or o.name,
                          spec.get("schedule") or o.schedule,
                          float(spec.get("lr_scale", 1.0)), float(spec.get("lam_scale", 1.0)),
-                         spec.get("lam_start_scale")))
+                         spec.get("lam_start_scale"), bool(spec.get("rebalance", False))))
         start = end
     return out
 

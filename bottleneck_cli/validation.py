@@ -222,6 +222,19 @@ def _check_sizes(cfg) -> None:
                               f"{cfg.steps // every} records; at most {MAX_RECORDS}")
 
 
+def _check_rebalance(cfg, where: str, index: int) -> None:
+    """A rebalancing stage follows another one, on a net with the norm-balance identity."""
+    m = cfg.model
+    if index == 0:
+        raise ConfigError(f"{where}.rebalance: only a stage that follows another one can "
+                          "rebalance (the first stage starts from the initialisation)")
+    if (m.get("_target_") or m.get("name") not in ("mlp", "linear", "shallow")
+            or m.get("activation", "relu") not in ("relu", "identity")
+            or m.get("ridge_on_bias", False)):
+        raise ConfigError(f"{where}.rebalance needs a ReLU or linear mlp whose biases are not "
+                          "in the ridge (model=mlp|linear|shallow, model.ridge_on_bias=false)")
+
+
 def _check_stages(cfg) -> None:
     """Stage lengths add up to ``steps``; only the last may leave its length unset."""
     specs = list(cfg.optim.stages or [])
@@ -242,6 +255,8 @@ def _check_stages(cfg) -> None:
                 spec.lam_start_scale > 0 and spec.lam_scale > 0):
             raise ConfigError(f"{where}: a ridge continuation needs lam_start_scale > 0 and "
                               "lam_scale > 0 (it moves geometrically between them)")
+        if spec.get("rebalance"):
+            _check_rebalance(cfg, where, i)
         if spec.steps is None:
             if i != len(specs) - 1:
                 raise ConfigError(f"{where}.steps is required (only the last stage may omit it)")
