@@ -74,6 +74,7 @@ class Tracker:
     balance: bool  # whether the norm-balance identity applies
     history: list = field(default_factory=list)  # (step, objective, ||θ||²)
     streak: int = 0
+    counts_from: int = 0  # first step training the final objective (optim.final_objective_from)
 
     def _change(self, step: int, index: int) -> float:
         back = [h for h in self.history if h[0] <= step - self.cfg.window]
@@ -90,9 +91,12 @@ class Tracker:
         balance = norm_balance(record) if self.balance else None
         if balance is not None:  # a net of one weight matrix is balanced by itself
             out["conv/balance"] = balance
-        self.streak = self.streak + 1 if self._below(out) else 0
+        self.streak = self.streak + 1 if self._counts(step, out) else 0
         out["converged"] = float(self.streak >= self.cfg.patience)
         return out
+
+    def _counts(self, step: int, d: dict) -> bool:
+        return step >= self.counts_from and self._below(d)
 
     def _below(self, d: dict) -> bool:
         """Every diagnostic of ``d`` within its tolerance (a missing one fails)."""
@@ -108,7 +112,7 @@ class Tracker:
         for r in records:
             if "loss/train" in r:
                 self.history.append((r["step"], r["loss/train"], r.get("norm/total", 0.0)))
-                self.streak = self.streak + 1 if self._below(r) else 0
+                self.streak = self.streak + 1 if self._counts(r["step"], r) else 0
 
 
 def verdict(cfg, record: dict) -> dict:

@@ -64,6 +64,21 @@ def stage_at(all_stages: list[Stage], step: int) -> Stage:
     return all_stages[-1]
 
 
+def final_objective_from(all_stages: list[Stage]) -> int:
+    """The first step from which the run trains its final objective (the last stage's
+    ridge, no continuation still moving): convergence counts only from there, so that a
+    stage at another ridge, or a ridge still being lowered, never reads as converged."""
+    target = all_stages[-1].lam_scale
+    start = all_stages[-1].end
+    for s in reversed(all_stages):
+        if s.lam_start_scale is not None:
+            return s.end if s.lam_scale == target else start
+        if s.lam_scale != target:
+            return start
+        start = s.start
+    return start
+
+
 def direction(optim_cfg, name: str | None = None) -> optax.GradientTransformation:
     """The update direction for a unit learning rate (``name``: a stage's optimizer)."""
     name = name or optim_cfg.name

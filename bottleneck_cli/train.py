@@ -23,7 +23,7 @@ from . import rundir as rd
 from .cohort import Batch, Cohort, forget_programs  # noqa: F401  (re-exported)
 from .convergence import Tracker, balance_identity, verdict
 from . import trajectory
-from .optim import stages
+from .optim import final_objective_from, stages
 from .resume import load_start
 from .stopflag import StopFlag
 
@@ -118,8 +118,9 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
     marks = set(metric_steps(cfg))
     n = len(members)
     statuses = ["running"] * n
-    batch.trackers = [Tracker(m.cfg.convergence, balance_identity(batch.model, m.cfg))
-                      for m in members]
+    counts_from = final_objective_from(stages(cfg))
+    batch.trackers = [Tracker(m.cfg.convergence, balance_identity(batch.model, m.cfg),
+                              counts_from=counts_from) for m in members]
     for m, tracker in zip(members, batch.trackers):
         tracker.replay(m.run.read_metrics())
     for m in members:

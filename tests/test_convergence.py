@@ -17,6 +17,7 @@ from bottleneck_cli import rundir as rd
 from bottleneck_cli.cli import EXIT_BAD_INPUT, app
 from bottleneck_cli.config import ConvergenceConfig, load
 from bottleneck_cli.convergence import Tracker, norm_balance
+from bottleneck_cli.optim import final_objective_from, stages
 from bottleneck_cli.models import build
 
 LINEAR = ["model=linear", "task=low_rank", "task.d_in=6", "task.d_out=6", "task.n_train=32",
@@ -74,6 +75,20 @@ def test_verdict_needs_every_tolerance_for_patience_records():
     assert t.update(20, flat)["converged"] == 1.0
     out = t.update(30, {**flat, "norm/W02": 1.5})  # unbalanced: the streak restarts
     assert out["conv/balance"] == pytest.approx(0.5) and out["converged"] == 0.0
+
+
+def test_convergence_counts_only_once_the_final_objective_is_trained():
+    cfg = lambda stages, steps=300: load([f"steps={steps}", f"optim.stages={stages}"])  # noqa: E731
+    assert final_objective_from(stages(cfg("[]"))) == 0
+    # a ridge-free stage, then the target ridge: only the second stage counts
+    assert final_objective_from(stages(cfg("[{steps:100,lam_scale:0},{}]"))) == 100
+    # continuation then polishing at the target: counts from the continuation's end
+    assert final_objective_from(stages(cfg("[{steps:100,lam_start_scale:10},{name:lbfgs}]"))) == 100
+    # equal ridges chain back: two stages at the target count from the start
+    assert final_objective_from(stages(cfg("[{steps:100},{name:lbfgs}]"))) == 0
+    flat = {"loss/train": 1.0, "norm/total": 2.0, "grad/rel": 1e-6}
+    t = Tracker(ConvergenceConfig(window=10, patience=1), balance=False, counts_from=100)
+    assert [t.update(s, flat)["converged"] for s in (0, 50, 90, 100)] == [0.0, 0.0, 0.0, 1.0]
 
 
 def test_until_converged_stops_one_member_while_its_cohort_mate_trains_on(in_tmp):
