@@ -27,7 +27,7 @@ from . import rundir as rd
 from .config import ConfigError, load, program_key
 from .runs import _key, check_data, check_name, run_name
 from .sweep_grid import PlannedMember, expand, member_config, sweep_name, swept_keys
-from .sweep_members import check_members
+from .sweep_members import check_members, run_members  # noqa: F401  (re-exported)
 
 INDEX = "sweep.json"
 LAUNCHER_PREFIXES = ("hydra/launcher", "hydra.launcher", "+hydra/launcher")
