@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 
@@ -97,6 +97,8 @@ def _on_devices(parts: list[list], devices: list, root: Path, progress,
 
         with ThreadPoolExecutor(len(devices), thread_name_prefix="bncli-device") as pool:
             futures = [pool.submit(work, device) for device in devices]
+            while wait(futures, timeout=0.5).not_done:
+                pass  # the main thread wakes up to run a signal handler a device thread got
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:  # a stop wins: the other devices' members are saved and resume
             raise next((e for e in errors if isinstance(e, Interrupted)), errors[0])

@@ -115,7 +115,7 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 from bottleneck_cli import sweep as sw
 from bottleneck_cli.train import Interrupted
 
-class StopMidway:  # SIGINT (to the process, from a device thread) once a job passed step 60
+class StopMidway:  # SIGINT to the process, from a device thread, once a job passed step 60
     sent = False
     def set_totals(self, n): pass
     def start_batch(self, names, start, steps): pass
@@ -124,7 +124,7 @@ class StopMidway:  # SIGINT (to the process, from a device thread) once a job pa
     def update(self, step, statuses):
         if step >= 60 and not self.sent:
             self.sent = True
-            signal.raise_signal(signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)  # the main thread catches it meanwhile
 
 plan = sw.plan(sys.argv[1:], name="r")
