@@ -24,6 +24,8 @@ from results import TODO, Section, Target
 from timing import ROOT, bench_env, bncli, interleaved, median, median_time, python, run_timed
 
 D_IN = D_OUT = 20  # the compositional task's defaults (task.d_in, task.d_out)
+# (depth, width, N) of the step benchmark (bench_step, and gpu.py on a GPU)
+STEP_SIZES = [(12, 50, 256), (4, 100, 1024), (12, 100, 1024), (24, 100, 1024), (12, 500, 1024)]
 
 
 @dataclass
@@ -134,8 +136,7 @@ def _flop_per_step(shapes: dict, n: int) -> float:
 def bench_step(opts: Opts) -> Section:
     from torch_ref import TorchMLP
 
-    sizes = [(12, 50, 256), (2, 500, 128)] if opts.quick else \
-        [(12, 50, 256), (4, 100, 1024), (12, 100, 1024), (24, 100, 1024), (12, 500, 1024)]
+    sizes = [(12, 50, 256), (2, 500, 128)] if opts.quick else STEP_SIZES
     call_s = 0.2 if opts.quick else 0.5
     repeats = opts.repeats
     sec = Section(
@@ -737,37 +738,9 @@ GPU_FILE = ROOT / "bench" / "gpu_results.json"
 
 
 def bench_gpu(opts: Opts) -> Section:
-    sec = Section("gpu", "GPU figures",
-                  f"Read from `{GPU_FILE.relative_to(ROOT)}` when a separate GPU run wrote it "
-                  "(e.g. `python bench/gpu_batching.py --out bench/gpu_results.json` on a "
-                  "machine with JAX on CUDA); not measured by this run.")
-    if not GPU_FILE.exists():
-        sec.notes.append("not measured on a GPU in this run")
-        return sec
-    try:
-        data = json.loads(GPU_FILE.read_text())
-        tables = {k: v for k, v in data.items()
-                  if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)}
-        for name, rows in list(tables.items())[:1]:
-            keys = list(dict.fromkeys(k for row in rows for k in row))
-            sec.header = keys
-            sec.rows = [[_num(row.get(k, "")) for k in keys] for row in rows]
-        scalars = {k: v for k, v in data.items() if k not in tables and not isinstance(v, (list, dict))}
-        sec.notes.append("GPU figure present: " + ", ".join(f"{k} = {v}" for k, v in scalars.items()))
-        if data.get("command"):
-            sec.commands = [str(data["command"])]
-        sec.notes += [str(n) for n in data.get("notes", []) if isinstance(data.get("notes"), list)]
-        if len(tables) > 1:
-            sec.notes.append(f"further tables in the file not shown: {', '.join(list(tables)[1:])}")
-    except (OSError, ValueError, AttributeError, TypeError) as exc:
-        sec.error = f"cannot read {GPU_FILE.name}: {_err(exc)}"
-    return sec
+    from gpu_render import gpu_section
 
-
-def _num(v):
-    if not isinstance(v, float):
-        return v
-    return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+    return gpu_section(GPU_FILE, str(GPU_FILE.relative_to(ROOT)))
 
 
 def bench_leaky(opts: Opts) -> Section:

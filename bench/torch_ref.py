@@ -22,15 +22,18 @@ class TorchMLP:
     """Parameters + data as torch tensors and a ``step()`` doing one full-batch GD step."""
 
     def __init__(self, params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
-                 lam: float, lr: float, compile: bool = False):
+                 lam: float, lr: float, compile: bool = False, device: str = "cpu"):
         torch = _torch()
         names = sorted(k for k in params if k.startswith("W"))
-        self.W = [torch.tensor(np.asarray(params[k]), requires_grad=True) for k in names]
-        self.b = [torch.tensor(np.asarray(params["b" + k[1:]]), requires_grad=True)
-                  for k in names]
+
+        def tensor(a, grad=False):
+            return torch.tensor(np.asarray(a), device=device, requires_grad=grad)
+
+        self.W = [tensor(params[k], True) for k in names]
+        self.b = [tensor(params["b" + k[1:]], True) for k in names]
         self.params = self.W + self.b
-        self.x = torch.tensor(np.asarray(x))
-        self.y = torch.tensor(np.asarray(y))
+        self.x = tensor(x)
+        self.y = tensor(y)
         self.lam, self.lr = float(lam), float(lr)
         self.loss_fn = torch.compile(self._loss) if compile else self._loss
         self._torch = torch

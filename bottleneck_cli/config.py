@@ -108,6 +108,7 @@ class CheckpointConfig:
 class SweepConfig:
     max_members: int = 64  # members per compiled program; larger groups are split
     cpu_threads: int = 0  # CPU only: members trained side by side in threads (0: one per core)
+    devices: str = "all"  # accelerators a sweep trains on, one job per device: all | N
     grid: dict[str, Any] = field(default_factory=dict)  # preset sweep axes: key -> "v1,v2"
 
 

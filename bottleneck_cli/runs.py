@@ -122,15 +122,17 @@ def same_config(saved: dict, cfg) -> bool:
     """Whether a run folder's saved config (``saved_config``) is a run of ``cfg``, also
     when an earlier bncli wrote it: keys only in ``saved`` no longer apply and are
     ignored; keys only in ``cfg`` must hold an empty value (None, [], {}); common keys
-    must be equal. Placement keys (name, out, and where a task caches its data) never count."""
+    must be equal. Placement keys (name, out, where a task caches its data, the devices a
+    sweep uses) never count."""
     return _same(_unplaced(saved), _unplaced(OmegaConf.to_container(cfg, resolve=True)))
 
 
 def _unplaced(config: dict) -> dict:
     """``config`` without the keys that say where things go rather than what is trained."""
     out = {k: v for k, v in config.items() if k not in _PLACEMENT_KEYS}
-    if isinstance(out.get("task"), dict) and "cache" in out["task"]:
-        out["task"] = {k: v for k, v in out["task"].items() if k != "cache"}
+    for section, key in (("task", "cache"), ("sweep", "devices")):  # where, not what
+        if isinstance(out.get(section), dict) and key in out[section]:
+            out[section] = {k: v for k, v in out[section].items() if k != key}
     return out
 
 

@@ -6,6 +6,9 @@ submitit's Python handler is installed for it: the loop checkpoints and stops as
 SIGTERM, and on leaving the context the signal is re-delivered so that submitit's
 handler runs and requeues the job, which then resumes from the checkpoints.
 
+Only the main thread can catch signals: a flag entered in another thread (a sweep's
+device threads, ``devices``) follows the main thread's innermost flag.
+
 After a stop, a further Ctrl-C is ignored while the interpreter exits: JAX's exit hooks
 would otherwise print a traceback; the runs are already saved.
 """
@@ -48,18 +51,30 @@ def quiet_exit_after_stop() -> None:
         atexit.register(_ignore_sigint)
 
 
+_MAIN_FLAGS: list = []  # the main thread's entered flags, innermost last
+
+
 class StopFlag:
     """Set by SIGINT/SIGTERM (and a chained preemption signal); the training loop checks
     it between chunks. Leaving the context restores the previous handlers."""
 
     def __init__(self):
-        self.signal = None
+        self._signal = None
+        self._outer = None  # in another thread: the main thread's flag it follows
         self.preempted = False  # the chained preemption signal arrived
         self._old = {}
         self._chained = None
 
+    @property
+    def signal(self):
+        """The signal that stopped training (this flag's, or the main thread's), or None."""
+        return self._signal if self._outer is None else self._outer.signal
+
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is not threading.main_thread():
+            self._outer = _MAIN_FLAGS[-1] if _MAIN_FLAGS else None
+        else:
+            _MAIN_FLAGS.append(self)
             pre = preempt_signal()
             for sig in (signal.SIGINT, signal.SIGTERM, pre):
                 if sig is None or sig in self._old:
@@ -72,7 +87,7 @@ class StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        self.signal = signum
+        self._signal = signum
         quiet_exit_after_stop()
         if signum == self._chained:
             self.preempted = True
@@ -82,6 +97,8 @@ class StopFlag:
         (submitit's handler checkpoints the delayed job, requeues it and exits). If the
         handler declines with an error (e.g. timed out more than ``max_num_timeout``),
         the stop goes on as for SIGTERM, so members stay interrupted, never failed."""
+        if self in _MAIN_FLAGS:
+            _MAIN_FLAGS.remove(self)
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
         self._old = {}

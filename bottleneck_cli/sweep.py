@@ -8,7 +8,8 @@
   folder per member, named from its swept values. Everything is checked before
   ``sweep.json`` is written; each member trains under its file lock
   (``sweep_members``), so concurrent sweeps into one folder train it exactly once.
-* With no launcher, jobs run in this process. With ``hydra/launcher=...`` the jobs
+* With no launcher, jobs run in this process, on every device of the machine
+  (``devices``: one job per device at a time). With ``hydra/launcher=...`` the jobs
   become a Hydra multirun over job indices (``run_job``), so joblib, submitit (SLURM)
   and other launchers work unchanged.
 """
@@ -26,7 +27,7 @@ from . import rundir as rd
 from .config import ConfigError, load, program_key
 from .runs import _key, check_data, check_name, run_name
 from .sweep_grid import PlannedMember, expand, member_config, sweep_name, swept_keys
-from .sweep_members import check_members, run_members
+from .sweep_members import check_members, run_members  # noqa: F401  (re-exported)
 
 INDEX = "sweep.json"
 LAUNCHER_PREFIXES = ("hydra/launcher", "hydra.launcher", "+hydra/launcher")
@@ -149,16 +150,18 @@ def write_index(p: Plan, argv: list[str]) -> None:
 
 # ---------------------------------------------------------------- running
 def run_in_process(p: Plan, progress=None, retry_failed: bool = False) -> dict[str, str]:
-    results = {}
+    from .devices import run_jobs
+
     if progress is not None:
         progress.set_totals(len(p.members))
-    for job in p.jobs:
-        results.update(run_members([p.members[i] for i in job], p.root, progress, retry_failed))
-    return results
+    return run_jobs([[p.members[i] for i in job] for job in p.jobs], p.root, progress,
+                    retry_failed)
 
 
 def run_job(index_path: str, job: int, retry_failed: bool = False) -> dict[str, str]:
-    """Entry point of one launcher job: rebuild its members from sweep.json and train them."""
+    """Entry point of one launcher job: rebuild its members from sweep.json and train them
+    (on every device of its node, ``devices``)."""
+    from .devices import run_jobs
     from .progress import LogProgress
 
     root = Path(index_path).parent
@@ -168,7 +171,7 @@ def run_job(index_path: str, job: int, retry_failed: bool = False) -> dict[str, 
         if entry["job"] == job:
             cfg = member_config(entry["overrides"], entry["name"], root, index["config_dirs"])
             members.append(PlannedMember(entry["name"], entry["overrides"], cfg, job))
-    return run_members(members, root, LogProgress(), retry_failed)
+    return run_jobs([members], root, LogProgress(), retry_failed)
 
 
 def run_with_launcher(p: Plan, retry_failed: bool = False) -> None:

@@ -88,6 +88,7 @@ def _finish(batch: Batch, host_state, i: int, status: str, steps_done: int) -> N
         "steps_done": steps_done,
         "diverged_step": div_step if div_step >= 0 else None,
         "wall_time": float(batch.elapsed[i]),
+        "device": str(next(iter(batch.state["step"].devices()))),  # e.g. cuda:0
         "final": final,
         "convergence": verdict(member.cfg.convergence, final),
     }
@@ -237,8 +238,11 @@ def train_members(members: list[Member], progress=None) -> list[str]:
     Batches are formed of members at the same start step, at most ``sweep.max_members``
     each, and run one after another as vmapped programs. On a multi-core CPU the
     members instead train one per batch in ``cpu_lanes`` threads; every batch of one
-    shape reuses one compiled program either way. A model family with its own
-    training rule (``models.TRAINERS``) trains its members itself."""
+    shape reuses one compiled program either way; lanes train on the caller's default
+    device. A model family with its own training rule (``models.TRAINERS``) trains its
+    members itself."""
+    import jax
+
     from .models import own_trainer
 
     trainer = own_trainer(members[0].cfg) if members else None
@@ -256,11 +260,14 @@ def train_members(members: list[Member], progress=None) -> list[str]:
     if lanes > 1:
         parts = [[i] for i in range(len(members))]
     statuses = [""] * len(members)
+    device = jax.config.jax_default_device  # this thread's; lane threads start without it
     with StopFlag() as stop:
         def run(part):
             if stop:
                 raise Interrupted(f"stopped by signal {stop.signal} before starting")
-            for i, s in zip(part, train_batch([members[i] for i in part], progress, stop)):
+            with jax.default_device(device):
+                done = train_batch([members[i] for i in part], progress, stop)
+            for i, s in zip(part, done):
                 statuses[i] = s
 
         if lanes == 1:

@@ -130,6 +130,8 @@ RANGES = [
     ("checkpoint.every", *_between(1, MAX_STEPS)),
     ("sweep.max_members", *_between(1, 10_000)),
     ("sweep.cpu_threads", *_between(0, 1024)),
+    ("sweep.devices", lambda v: v == "all" or (v.isdigit() and 1 <= int(v) <= 4096),
+     "must be 'all' or a number of devices from 1 to 4096"),
     ("convergence.grad_tol", lambda v: v > 0, "must be > 0"),
     ("convergence.change_tol", lambda v: v > 0, "must be > 0"),
     ("convergence.balance_tol", lambda v: v > 0, "must be > 0"),
