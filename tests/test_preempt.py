@@ -163,14 +163,14 @@ def test_submitit_local_requeues_on_sigusr2_and_resumes_from_the_signal(in_tmp):
             "lr=0.01", "lam=1e-3", "depth=2", "seed=0,1", "checkpoint.every=100000",
             "hydra/launcher=submitit_local", "--name", "pre"]
     root = in_tmp / "runs" / "pre"
-    metrics = root / "seed=0" / rd.METRICS
+    metrics = [root / f"seed={s}" / rd.METRICS for s in (0, 1)]
     proc = subprocess.Popen([sys.executable, "-m", "bottleneck_cli.cli", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
-            if metrics.exists() and metrics.read_text().count("\n") > 20:
-                break  # training has progressed (and holds no checkpoint yet)
+            if all(m.exists() and m.read_text().count("\n") > 20 for m in metrics):
+                break  # both members have progressed (and hold no checkpoint yet)
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()[0]
         pid = _task_pid(root / ".launcher" / ".submitit")
