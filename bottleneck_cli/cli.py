@@ -192,6 +192,11 @@ def sweep(
         from .train import Interrupted
 
         dirs = [str(d) for d in config_dir or []]
+        if dry_run and name is not None:
+            from .status_view import show_named_sweep
+
+            if show_named_sweep(name, overrides, dirs):
+                return
         plan = sw.plan(overrides, name, dirs, force=force)
         _say(sw.describe(plan) if dry_run else sw.describe(plan).splitlines()[0])
         if dry_run:
@@ -219,31 +224,14 @@ def sweep(
 def _print_sweep_summary(plan) -> None:
     """The members' table and counts; exit 1 naming the members left unfinished."""
     from rich.console import Console
-    from rich.table import Table
 
     from . import sweep as sw
-    from .rundir import RunDir, read_json
+    from .status import read_row
+    from .status_table import print_members, shown_path
 
-    table = Table(title=f"sweep {plan.name}")
-    for col in ("member", "status", "loss", "test loss", "rank (centered)", "converged"):
-        table.add_column(col)
-    counts: dict[str, int] = {}
-    for m, status in zip(plan.members, sw.statuses(plan).values()):
-        run = RunDir(plan.root / m.name)
-        counts[status] = counts.get(status, 0) + 1
-        try:
-            final = read_json(run.file("summary.json")).get("final", {})
-        except (OSError, ValueError):
-            final = {}
-        fmt = lambda k: "" if final.get(k) is None else f"{final[k]:.4g}"  # noqa: E731
-        verdict = {1.0: "yes", 0.0: "no"}.get(final.get("converged"), "")
-        table.add_row(m.name, status, fmt("loss/train"), fmt("loss/test"),
-                      fmt("bottleneck/rank_c"), verdict)
-    console = Console(width=max(100, Console().width))
-    if len(plan.members) <= 40:
-        console.print(table)
-    console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f" of {len(plan.members)}")
-    console.print(f"report: bncli report {plan.root}")
+    rows = [read_row(plan.root / m.name, m.name) for m in plan.members]
+    print_members(Console(highlight=False), rows, f"sweep {plan.name}")
+    _say(f"report:\n  bncli report {shown_path(plan.root)}")
     left = sw.unfinished(plan)
     if left:
         more = f" and {len(left) - 5} more" if len(left) > 5 else ""
@@ -251,6 +239,23 @@ def _print_sweep_summary(plan) -> None:
               f"{', '.join(left[:5])}{more}; re-run the same command to resume them "
               "(--retry-failed retrains failed ones)", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def status(
+    path: Path = typer.Argument(
+        Path("runs"), help="A sweep folder, a run folder, or a folder of them (default: runs)."),
+):
+    """Show a sweep's members: status, step, objective, test fit, rank, ETA.
+
+    Reads only the run folders (writes nothing, takes no lock), so it works while the
+    sweep trains and on a copy from another machine. On a folder of sweeps: one line
+    per sweep. Example: bncli status runs/demo
+    """
+    with _errors():
+        from .status_view import show
+
+        show(path)
 
 
 @app.command()

@@ -25,7 +25,8 @@ from omegaconf import OmegaConf
 from . import rundir as rd
 from .config import ConfigError, load, program_key
 from .runs import _key, check_data, check_name, run_name
-from .sweep_grid import PlannedMember, expand, member_config, sweep_name, swept_keys
+from .naming import default_sweep_name
+from .sweep_grid import PlannedMember, expand, member_config, swept_keys
 from .sweep_members import check_members, run_members
 
 INDEX = "sweep.json"
@@ -73,7 +74,8 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
     if name is not None:
         folder = check_name(name, "--name")
     else:
-        folder = check_name(base.name or sweep_name(args), "name")
+        parent = Path(out or base.out)
+        folder = check_name(base.name or default_sweep_name(parent, args, axes), "name")
     root = (Path(out or base.out) / folder).resolve()
     _check_root(root)
 
