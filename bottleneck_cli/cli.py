@@ -148,21 +148,12 @@ def member_status(path: Path) -> str:
 
 
 def _result_line(path: Path) -> str:
-    from .rundir import RunDir, read_json
+    """``runs/x: finished`` (with the diverged step), and the final values on a line
+    of their own."""
+    from .rundir import RunDir
+    from .status_table import result_lines
 
-    run = RunDir(path)
-    st = run.status()
-    try:
-        final = read_json(run.file("summary.json")).get("final", {})
-    except (OSError, ValueError):
-        final = {}
-    parts = [f"{path}: {st.get('status')}"]
-    if st.get("diverged_step") is not None:
-        parts.append(f"at step {st['diverged_step']}")
-    for key in ("loss/train", "loss/test", "norm/total", "bottleneck/rank_c"):
-        if final.get(key) is not None:
-            parts.append(f"{key}={final[key]:.4g}")
-    return " ".join(parts)
+    return result_lines(path, RunDir(path).status().get("diverged_step"))
 
 
 @app.command(context_settings=HYDRA_ARGS)

@@ -21,7 +21,6 @@ import re
 from pathlib import Path
 
 from .config import BOOKKEEPING_KEYS
-from .runs import _key, run_name
 
 NAME_MAX = 64  # a default sweep name, so that runs/<sweep>/<member> fits one line
 _VALUES_MAX = 24  # swept values longer than this are named by their key alone
@@ -36,12 +35,16 @@ def _under(key: str, prefixes) -> bool:
 
 def _shown(override: str) -> str:
     """``depth=2,4`` -> ``depth=2+4``; a preset by its own name."""
+    from .runs import _key
+
     if _key(override) == "experiment":
         return override.split("=", 1)[1].split("/")[-1]
     return override.lstrip("+").replace(",", "+")
 
 
 def _hash(overrides: list[str]) -> str:
+    from .runs import _key
+
     text = "\n".join(sorted(o for o in overrides if not _under(_key(o), _PLACEMENT)))
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
@@ -49,6 +52,8 @@ def _hash(overrides: list[str]) -> str:
 def sweep_name(overrides: list[str], axes=()) -> str:
     """The default sweep folder name for ``overrides`` (``axes``: the swept keys, shown
     first), at most ``NAME_MAX`` characters."""
+    from .runs import _key, run_name  # imports the trainer: only where a sweep is planned
+
     named = [o for o in overrides if not _under(_key(o), BOOKKEEPING_KEYS)]
     swept = [o for o in named if _key(o) in axes]
     rest = [o for o in named if _key(o) not in axes]
@@ -70,6 +75,8 @@ def sweep_name(overrides: list[str], axes=()) -> str:
 def legacy_sweep_name(overrides: list[str]) -> str:
     """The default name bncli gave a sweep before ``sweep_name`` (every override,
     ``out=`` included; cut at 100 characters plus a hash)."""
+    from .runs import _key, run_name
+
     parts = [o.split("=", 1)[1] if _key(o) == "experiment" else o.lstrip("+").replace(",", "+")
              for o in overrides]
     return run_name(["_".join(parts)] if parts else [], default="sweep")

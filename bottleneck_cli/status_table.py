@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .naming import abbreviate
-from .status import Group, Row
+from .naming import abbreviate, name_parts
+from .status import Group, Row, read_row
 
 _SHOWN_ROWS = 40  # a longer sweep gets its counts, and members that need a look, only
 _CALM = ("finished", "pending")
+_DROPPED = ("converged", "rank", "step", "test fit", "")  # in this order, when too narrow
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -48,28 +49,60 @@ def shown_path(path: Path) -> str:
     return rel if not rel.startswith("..") else str(path)
 
 
-def members_table(rows: list[Row], title: str | None = None):
-    """A rich Table of ``rows``; columns nobody has a value for are left out."""
+def result_lines(path: Path, diverged_step=None) -> str:
+    """What ``bncli train`` prints at the end: the run's status, then its final values."""
+    row = read_row(path)
+    head = f"{path}: {row.status}" + (f" at step {diverged_step}" if diverged_step is not None
+                                      else "")
+    values = [f"objective {_num(row.objective)}" if row.objective is not None else "",
+              f"test fit {_num(row.test_fit)}" if row.test_fit is not None else "",
+              f"rank {_num(row.rank, 3)}" if row.rank is not None else "",
+              f"converged {row.converged}" if row.converged else ""]
+    values = [v for v in values if v]
+    return head + ("\n  " + ", ".join(values) if values else "")
+
+
+def wrap_name(name: str, width: int) -> str:
+    """``name`` broken into lines of at most ``width`` after its commas (a part longer
+    than that stays whole: the table folds it)."""
+    lines: list[str] = []
+    for part in name_parts(name):
+        if lines and len(lines[-1]) + len(part) + 2 <= width:  # room for the next comma
+            lines[-1] += "," + part
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def members_table(rows: list[Row], width: int = 80):
+    """A rich Table of ``rows`` at most ``width`` wide; columns nobody has a value for
+    are left out, member names lose the parts all share and wrap after a comma."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
     names, _ = abbreviate([r.name for r in rows])
-    cols = [("member", None), ("status", None), ("step", _step),
+    cols = [("status", lambda r: r.status), ("step", _step),
             ("objective", lambda r: _num(r.objective)), ("test fit", lambda r: _num(r.test_fit)),
             ("rank", lambda r: _num(r.rank, 3)), ("converged", lambda r: r.converged),
             ("ETA", lambda r: duration(r.eta_s))]
-    cols = [(h, f) for h, f in cols if f is None or any(f(r) for r in rows)]
-    table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  title_justify="left")
-    for head, f in cols:
-        if head == "member":
-            table.add_column(head, overflow="fold", ratio=1, min_width=8)
-        else:
-            table.add_column(head, no_wrap=True, justify="left" if f is None else "right")
-    for row, name in zip(rows, names):
-        table.add_row(*[Text(name if h == "member" else row.status if f is None else f(row))
-                        for h, f in cols])
+    cells = {h: [f(r) for r in rows] for h, f in cols}
+    cells = {h: v for h, v in cells.items() if any(v)}
+    need = min(24, max(len(p) for n in names for p in name_parts(n)))
+    for head in _DROPPED:  # a narrow terminal: these go before a name is folded
+        room = width - sum(max(len(h), *map(len, v)) + 3 for h, v in cells.items())
+        if room >= need:
+            break
+        cells.pop(head, None)
+    room = max(8, width - sum(max(len(h), *map(len, v)) + 3 for h, v in cells.items()))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("member", overflow="fold", ratio=1, min_width=min(8, room))
+    for head in cells:
+        table.add_column(head, no_wrap=True, justify="left" if head == "status" else "right")
+    for i, name in enumerate(names):
+        table.add_row(Text(wrap_name(name, room)), *[Text(v[i]) for v in cells.values()])
     return table
 
 
@@ -91,10 +124,9 @@ def print_members(console, rows: list[Row], title: str) -> None:
         shown = [r for r in rows if r.status not in _CALM][:_SHOWN_ROWS]
         title += f" (showing {len(shown)} of {len(rows)} members: those not finished or pending)"
     _, common = abbreviate([r.name for r in rows])
+    console.print(title, markup=False, soft_wrap=True)  # a path, never broken
     if shown:
-        console.print(members_table(shown, title))
-    else:
-        console.print(title, markup=False)
+        console.print(members_table(shown, console.width))
     if common:
         console.print(f"every member: {', '.join(common)}", markup=False)
     console.print(counts_line(rows))

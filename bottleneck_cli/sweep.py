@@ -154,6 +154,7 @@ def run_in_process(p: Plan, progress=None, retry_failed: bool = False) -> dict[s
     results = {}
     if progress is not None:
         progress.set_totals(len(p.members))
+        progress.set_names([m.name for m in p.members])
     for job in p.jobs:
         results.update(run_members([p.members[i] for i in job], p.root, progress, retry_failed))
     return results
@@ -170,7 +171,9 @@ def run_job(index_path: str, job: int, retry_failed: bool = False) -> dict[str, 
         if entry["job"] == job:
             cfg = member_config(entry["overrides"], entry["name"], root, index["config_dirs"])
             members.append(PlannedMember(entry["name"], entry["overrides"], cfg, job))
-    return run_members(members, root, LogProgress(), retry_failed)
+    progress = LogProgress()
+    progress.set_names([entry["name"] for entry in index["members"]])
+    return run_members(members, root, progress, retry_failed)
 
 
 def run_with_launcher(p: Plan, retry_failed: bool = False) -> None:
