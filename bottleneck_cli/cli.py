@@ -189,7 +189,7 @@ def sweep(
             if show_named_sweep(name, overrides, dirs):
                 return
         plan = sw.plan(overrides, name, dirs, force=force)
-        _say(sw.describe(plan) if dry_run else sw.describe(plan).splitlines()[0])
+        _say(sw.describe(plan) if dry_run else "\n".join(sw.describe(plan).splitlines()[:2]))
         if dry_run:
             return
         if force:
@@ -222,7 +222,8 @@ def _print_sweep_summary(plan) -> None:
 
     rows = [read_row(plan.root / m.name, m.name) for m in plan.members]
     print_members(Console(highlight=False), rows, f"sweep {plan.name}")
-    _say(f"report:\n  bncli report {shown_path(plan.root)}")
+    path = shown_path(plan.root)  # whole, on a line of its own when long: pastes as is
+    _say("report:\n  bncli report " + (path if len(path) <= 65 else f"\\\n    {path}"))
     left = sw.unfinished(plan)
     if left:
         more = f" and {len(left) - 5} more" if len(left) > 5 else ""

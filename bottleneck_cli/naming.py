@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .config import BOOKKEEPING_KEYS
 
-NAME_MAX = 64  # a default sweep name, so that runs/<sweep>/<member> fits one line
+NAME_MAX = 56  # a default sweep name, so that "  bncli report runs/<sweep>" fits 80 columns
 _VALUES_MAX = 24  # swept values longer than this are named by their key alone
 _PLACEMENT = ("out", "name", "hydra")  # say where a sweep goes, never what it is
 # "," before the next "key=" (a value may hold commas, e.g. a list).

@@ -107,6 +107,8 @@ class LogProgress:
     def _rate_eta(self, step: int) -> tuple[float | None, float | None]:
         """Steps per second and seconds left, from the first update on (None before)."""
         b, now = self._batch(), time.perf_counter()
+        if step >= b.steps and b.ref is None:
+            return None, None
         if b.ref is None or step <= b.ref[0]:
             if b.ref is None:
                 b.ref = (step, now)
@@ -116,8 +118,9 @@ class LogProgress:
 
     def update(self, step: int, statuses: list[str], records: list | None = None) -> None:
         with self._lock:
-            b, now = self._batch(), time.perf_counter()
+            b = self._batch()
             rate, eta = self._rate_eta(step)
+            now = time.monotonic()
             if now - self._last < self.every_s and step < b.steps:
                 return
             self._last = now

@@ -90,7 +90,7 @@ def members_table(rows: list[Row], width: int = 80):
             ("ETA", lambda r: duration(r.eta_s))]
     cells = {h: [f(r) for r in rows] for h, f in cols}
     cells = {h: v for h, v in cells.items() if any(v)}
-    need = min(24, max(len(p) for n in names for p in name_parts(n)))
+    need = min(25, 1 + max(len(p) for n in names for p in name_parts(n)))  # part + comma
     for head in _DROPPED:  # a narrow terminal: these go before a name is folded
         room = width - sum(max(len(h), *map(len, v)) + 3 for h, v in cells.items())
         if room >= need:

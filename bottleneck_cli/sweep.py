@@ -116,16 +116,23 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
 
 def describe(p: Plan) -> str:
     """The dry-run text: members, jobs (with their shapes) and what is already done."""
+    from .naming import abbreviate
+    from .status_table import shown_path
+
     done = sum(m.status in rd.DONE for m in p.members)
-    lines = [f"sweep {p.name}: {len(p.members)} members in {len(p.jobs)} jobs "
-             f"({done} already done) -> {p.root}"]
+    counts = f"{len(p.members)} members in {len(p.jobs)} jobs ({done} already done)"
+    head = f"sweep {p.name}: {counts}"
+    lines = [head if len(head) <= 80 else f"sweep: {counts}", f"  -> {shown_path(p.root)}"]
+    names, common = abbreviate([m.name for m in p.members])
+    if common:
+        lines.append(f"  every member: {','.join(common)}")
+    pad = min(40, max(map(len, names)))
     for g, job in enumerate(p.jobs):
         c = p.members[job[0]].cfg
         lines.append(f"  job {g}: depth={c.depth} width={c.width} model={c.model.name} "
                      f"task={c.task.name}, {len(job)} members")
         for i in job:
-            m = p.members[i]
-            lines.append(f"    {m.name:<40} {m.status}")
+            lines.append(f"    {names[i]:<{pad}} {p.members[i].status}")
     if p.launcher:
         lines.append(f"  launcher: {' '.join(p.launcher)}")
     return "\n".join(lines)
