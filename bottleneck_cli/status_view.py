@@ -44,16 +44,18 @@ def recorded_command(root: Path) -> str:
 
 def show_named_sweep(name: str, overrides: list[str], config_dirs=()) -> bool:
     """``sweep --dry-run --name X`` with no overrides but ``out=``: X's members' state and
-    the command that made it, when X is a sweep folder (True). False otherwise: then
-    the overrides are a plan to show."""
-    from .config import load
+    the command that made it (True); no sweep X there is a ConfigError. With other
+    overrides, False: they are a plan to show."""
+    from .config import ConfigError, load
     from .runs import _key, check_name
 
     if any(_key(o) != "out" for o in overrides):
         return False
-    root = Path(load(overrides, config_dirs).out) / check_name(name, "--name")
+    out = load(overrides, config_dirs).out
+    root = Path(out) / check_name(name, "--name")
     if not is_sweep(root):
-        return False
+        raise ConfigError(f"no sweep {shown_path(root)} to show (`bncli status {out}` lists "
+                          "the sweeps there); give overrides to plan a new one")
     console = _console()
     rows = sweep_rows(root)
     print_members(console, rows, f"sweep {shown_path(root)}")

@@ -119,6 +119,8 @@ def test_dry_run_of_an_existing_named_sweep_shows_it(sweep_root, in_tmp):
     assert set(status_lines(result)) == {"lam=0.001", "lam=0.01"}
     command = shlex.join(rd.read_json(sweep_root / "sweep.json")["command"])
     assert f"made by (re-run it to resume):\n  {command}" in result.stdout
+    missing = invoke("sweep", "--name", "nope", "--dry-run")
+    assert missing.exit_code == 2 and missing.stderr.startswith("bncli: error: no sweep runs/nope")
     fresh = invoke("sweep", "--name", "new", "--dry-run", *GRID)  # no such sweep: the plan
     assert fresh.exit_code == 0 and "2 members in 1 jobs" in fresh.stdout
     assert not (in_tmp / "runs" / "new").exists()
