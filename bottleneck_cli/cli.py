@@ -15,26 +15,35 @@ from typing import List, Optional
 
 import typer
 
+from .cli_options import CfgOption, InfoOption, OverridesArg, print_version
+from .completion import complete_override
+from .config_groups import help_text
+
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 3, 130
 # Exceptions that mean bad user input (raised by tasks/ and report/).
 USER_ERRORS = ("TaskError", "ReportError")
 
+GROUPS_HELP = help_text()
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Train, sweep and report L2-regularized deep networks and their bottleneck spectra.\n\n"
     "Examples:\n\n"
     "  bncli train depth=12 lam=1e-3\n\n"
     "  bncli sweep depth=4,8,16 lam=1e-4,1e-3 seed=0,1\n\n"
-    "  bncli report runs/",
+    "  bncli report runs/\n\n"
+    "  bncli list               (config groups, presets, every key)",
+    epilog=GROUPS_HELP,
 )
 _state = {"debug": False}
 
 
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")):
+def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+          _v: bool = typer.Option(False, "--version", callback=print_version, is_eager=True,
+                                  help="Print the version and exit.")):
     _state["debug"] = debug
 
 
@@ -91,11 +100,20 @@ ConfigDirOption = typer.Option(
     None, "--config-dir", "-c",
     help="Extra folder of config files (groups model/, task/, optim/, experiment/); "
     "repeatable. Also read from $BNCLI_CONFIG_DIR.")
+def _show(command: str, overrides: list[str], dirs: list[str], cfg, info) -> None:
+    """``--cfg`` / ``--info``: print and exit 0, or a one-line error."""
+    with _errors():
+        from .discovery import show
+
+        _say(show(command, overrides, dirs, cfg, info))
 
 
-@app.command(context_settings=HYDRA_ARGS)
+@app.command(context_settings=HYDRA_ARGS, epilog=GROUPS_HELP)
 def train(
     ctx: typer.Context,
+    overrides: Optional[List[str]] = OverridesArg,
+    cfg_part: Optional[str] = CfgOption,
+    info: bool = InfoOption,
     force: bool = typer.Option(
         False, "--force", help="Delete the run's own files and retrain (refused for a folder "
         "holding other files, or a run another process is training)."),
@@ -103,12 +121,15 @@ def train(
 ):
     """Train one network and write its run folder (runs/<name>/).
 
-    Overrides use Hydra syntax: depth=16 width=100 lam=1e-3 lr=0.05 seed=1 steps=5000
-    model=linear task=low_rank optim=adam +experiment=tiny name=myrun out=runs.
+    Overrides use Hydra syntax: bncli train depth=16 width=100 lam=1e-3 lr=0.05 seed=1
+    steps=5000 model=linear task=low_rank optim=adam +experiment=tiny name=myrun out=runs.
     Re-running the same command resumes an interrupted run and skips a finished one.
+    A comma list (depth=2,4) is a sweep: bncli sweep depth=2,4.
     Exit status: 0 finished, 3 diverged, 130 interrupted, 2 bad input, 1 failure.
     """
-    overrides = list(ctx.args)
+    overrides = [*(overrides or []), *ctx.args]
+    if cfg_part is not None or info:
+        return _show("train", overrides, [str(d) for d in config_dir or []], cfg_part, info)
     with _errors():
         from .config import load
         from .progress import make_progress
@@ -156,9 +177,12 @@ def _result_line(path: Path) -> str:
     return result_lines(path, RunDir(path).status().get("diverged_step"))
 
 
-@app.command(context_settings=HYDRA_ARGS)
+@app.command(context_settings=HYDRA_ARGS, epilog=GROUPS_HELP)
 def sweep(
     ctx: typer.Context,
+    overrides: Optional[List[str]] = OverridesArg,
+    cfg_part: Optional[str] = CfgOption,
+    info: bool = InfoOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (members, jobs, done) and exit."),
     name: Optional[str] = typer.Option(None, "--name", help="Sweep folder name (default: from the overrides)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Retrain members whose status is failed."),
@@ -166,16 +190,19 @@ def sweep(
                                "replacing the files bncli wrote in its run folder."),
     config_dir: Optional[List[Path]] = ConfigDirOption,
 ):
-    """Train a grid of networks: bncli sweep depth=4,8,16 lam=1e-4,1e-3 seed=range(3).
+    """Train a grid of networks: bncli sweep depth=4,8,16 lam=1e-4,1e-3 'seed=range(3)'.
 
-    Hydra grammar: comma lists, range(a,b[,step]), choice(...), glob(...) over config
-    groups (model=glob(*)), tag(...); other overrides apply to every member. Members
+    Hydra grammar: comma lists, 'range(a,b[,step])', 'choice(...)', 'glob(...)' over config
+    groups ('model=glob(*)'), 'tag(...)'; other overrides apply to every member. Members
     that differ only in seed, lam, lr, init scale or noise train together in one
     compiled program. Output: runs/<sweep>/<member>/ plus runs/<sweep>/sweep.json.
     Re-running skips finished members and resumes interrupted ones. Add
     hydra/launcher=joblib (local processes) or hydra/launcher=submitit_slurm (SLURM).
+    Folders: out=DIR --name NAME (Hydra's hydra.sweep.dir is refused).
     """
-    overrides = list(ctx.args)
+    overrides = [*(overrides or []), *ctx.args]
+    if cfg_part is not None or info:
+        return _show("sweep", overrides, [str(d) for d in config_dir or []], cfg_part, info)
     with _errors():
         from . import sweep as sw
         from .progress import make_progress
@@ -281,6 +308,32 @@ def report(
         result = build_report(list(paths), out=out, grid=grid_keys, metric=metric,
                               per_run_max=per_run_max, include_unconverged=include_unconverged)
         print_summary(result, Console())
+
+
+@app.command("list", context_settings=HYDRA_ARGS)
+def list_(
+    words: Optional[List[str]] = typer.Argument(
+        None, metavar="[GROUP|KEY|OVERRIDE]...", show_default=False,
+        autocompletion=complete_override, help="Narrow to groups (model, experiment), keys "
+        "or sections (depth, metrics); overrides (task=matern) pick the config shown."),
+    config_dir: Optional[List[Path]] = ConfigDirOption,
+):
+    """Config groups and their options (presets included), and every key with its default
+    and meaning: bncli list, bncli list model, bncli list task=matern. Writes nothing."""
+    with _errors():
+        from .listing import render
+
+        _say(render(list(words or []), [str(d) for d in config_dir or []]))
+
+
+@app.command()
+def completion(shell: str = typer.Argument(..., metavar="bash|zsh|fish")):
+    """Print the shell completion script (commands, groups, presets, keys), e.g. in
+    ~/.bashrc: eval "$(bncli completion bash)". --install-completion installs it."""
+    with _errors():
+        from .completion import script
+
+        _say(script(shell))
 
 
 def main() -> None:

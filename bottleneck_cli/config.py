@@ -16,19 +16,10 @@ from typing import Any, Optional
 
 from .validation import CHOICES, RANGES, ConfigError, validate  # noqa: F401 (re-exported)
 
-def _config_dir() -> Path:
-    """The shipped Hydra config folder: the repository's top-level ``configs/``, installed
-    as the package ``bottleneck_cli.configs`` (found without importing it)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("bottleneck_cli.configs")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0]).resolve()
-    return Path(__file__).resolve().parents[1] / "configs"  # a source tree on sys.path
-
+from .config_groups import USER_CONFIG_ENV  # noqa: E402,F401
+from .config_groups import shipped_config_dir as _config_dir  # noqa: E402
 
 CONFIG_DIR = _config_dir()
-USER_CONFIG_ENV = "BNCLI_CONFIG_DIR"
 
 
 from .families import (  # noqa: E402,F401  the families' settings, re-exported
@@ -49,27 +40,27 @@ class StageConfig:
     lam_scale: float = 1.0  # this stage's ridge = lam * lam_scale
     # ridge continuation: the ridge starts at lam * lam_start_scale and moves geometrically
     # to lam * lam_scale, reached exactly at the stage's last step (null: constant)
-    lam_start_scale: Optional[float] = None
+    lam_start_scale: Optional[float] = None  # ridge continuation's start scale (above)
 
 
 @dataclass
 class OptimConfig:
     name: str = "adam"  # gd (full batch) | sgd (minibatch) | adam | lbfgs (full batch)
-    momentum: float = 0.0
+    momentum: float = 0.0  # gd/sgd heavy-ball momentum, in [0, 1)
     batch_size: Optional[int] = None  # sgd/adam minibatch; None = full batch
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
+    b1: float = 0.9  # adam: decay of the first-moment average
+    b2: float = 0.999  # adam: decay of the second-moment average
+    eps: float = 1e-8  # adam: added to the denominator
     schedule: str = "constant"  # constant | cosine | step | cyclic
     cycle_steps: int = 1000  # cyclic: period of lr * (1 + cycle_amp * cos(2 pi t / period))
     cycle_amp: float = 0.5  # cyclic: relative amplitude, in [0, 1)
     replacement: bool = False  # sgd over observed entries: draw with replacement
     decay_every: int = 1000  # step schedule: multiply lr by decay_factor every this many steps
-    decay_factor: float = 0.1
-    warmup_steps: int = 0
+    decay_factor: float = 0.1  # step schedule: the lr factor
+    warmup_steps: int = 0  # lr rises linearly from 0 over this many steps
     lam_schedule: str = "constant"  # constant | anneal: lam*lam_factor after lam_warm_steps
-    lam_warm_steps: int = 0
-    lam_factor: float = 0.1
+    lam_warm_steps: int = 0  # anneal: steps at the full ridge
+    lam_factor: float = 0.1  # anneal: the ridge factor after lam_warm_steps
     stages: list[StageConfig] = field(default_factory=list)  # empty: one stage of `steps`
 
 
@@ -78,7 +69,7 @@ class MetricsConfig:
     num_log: int = 20  # log-spaced metric steps (plus step 0 and the final step)
     every: int = 0  # >0: also record every this many steps
     atol: float = 0.1  # numerical rank: #{s_i > max(atol, rtol * s_1)}
-    rtol: float = 0.1
+    rtol: float = 0.1  # numerical rank: relative tolerance (see atol)
     jump_persistence: int = 3  # a rank change of A counts once it holds for this many records
     plateau_tol: float = 0.05  # loss plateau: |d log loss / d step| below this x its maximum
     near_one_delta: float = 0.5  # near-one count: #{|s_i - 1| <= delta}
@@ -124,13 +115,13 @@ class Config:
     name: Optional[str] = None  # run name; default derived from the overrides
     out: str = "runs"  # parent folder of run folders
     depth: int = 12  # L, the number of weight matrices
-    width: int = 64
+    width: int = 64  # hidden width (units of each hidden layer)
     # Defaults: Adam on the rank-2 compositional task reaches the bottleneck (centered
     # middle-layer rank 2, 2-3 weight singular values near 1) in 5000 steps on a laptop CPU.
     lam: float = 0.02  # ridge strength lambda in fit + lam * sum ||W_l||_F^2
-    lr: float = 0.006
-    seed: int = 0
-    steps: int = 5000
+    lr: float = 0.006  # learning rate
+    seed: int = 0  # initialisation seed (and the data's, unless task.data_seed)
+    steps: int = 5000  # optimizer steps
     dtype: str = "float32"  # float32 | float64
     log_every_s: float = 10.0  # plain log line cadence when not in a terminal
     model: Any = "???"  # (missing until composed) a group option: mlp/linear (ModelConfig) or the user's own YAML
@@ -242,7 +233,9 @@ def compose(overrides: list[str], config_dirs: list[str] = (), config_name: str 
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides) + extra)
     except Exception as exc:  # Hydra/OmegaConf raise many types; all are user input errors here
-        raise ConfigError(_one_line(exc)) from exc
+        from .hints import explain
+
+        raise ConfigError(explain(exc, _one_line(exc))) from exc
     finally:
         GlobalHydra.instance().clear()
     OmegaConf.set_readonly(cfg, False)
@@ -273,6 +266,9 @@ def load(overrides: list[str], config_dirs: list[str] = ()):
     """Compose, resolve and validate the config for ``overrides``; ConfigError on bad input."""
     from omegaconf import OmegaConf
 
+    from .hints import check_hydra_overrides
+
+    check_hydra_overrides(list(overrides))
     cfg = compose(overrides, config_dirs)
     try:
         OmegaConf.resolve(cfg)  # a run records values, not ${...} references

@@ -14,7 +14,7 @@ from typing import Optional
 class ModelConfig:
     _target_: Optional[str] = None  # a researcher's own model class (docs/extending.md)
     name: str = "mlp"  # mlp | linear
-    bias: bool = True
+    bias: bool = True  # every layer has a bias
     activation: str = "relu"  # relu | tanh | identity
     init: str = "he"  # he (var 2/fan_in) | lecun (var 1/fan_in)
     init_scale: float = 1.0  # multiplies the init standard deviation (variance sigma^2/fan_in)
@@ -36,30 +36,30 @@ class CNNConfig(ModelConfig):
 class LeakyResNetConfig:
     """Leaky ResNet (arXiv 2405.17573): L = depth residual layers of width ``width``."""
 
-    name: str = "leaky_resnet"
+    name: str = "leaky_resnet"  # the model family (set by model=NAME)
     leak: float = 1.0  # the effective depth Lt (> 0)
     steps: str = "equidistant"  # layer steps rho_l: equidistant | irregular | adaptive
     irregular_a: float = 0.5  # irregular: rho_l ~ 1 + a (1/4 - |l/L - 1/2|), a in [0, 1)
     adapt_every: int = 100  # adaptive: training steps between updates of rho
     learn_ends: bool = True  # the input and output linear maps are trained (else fixed)
     ridge_ends: bool = True  # count the (learned) end maps in the ridge
-    init_scale: float = 1.0
+    init_scale: float = 1.0  # multiplies the init standard deviation
 
 
 # ---- task families: each its own dataclass, a Hydra group option (configs/task/<name>.yaml)
 @dataclass
 class TaskBase:
-    name: str = "compositional"
+    name: str = "compositional"  # the task family (set by task=NAME)
     loss: str = "mse"  # mse | cross_entropy (classification tasks)
     data_seed: Optional[int] = None  # seed of the data; default: the run seed
 
 
 @dataclass
 class GeneratedTask(TaskBase):
-    n_train: int = 256
-    n_test: int = 256
-    d_in: int = 20
-    d_out: int = 20
+    n_train: int = 256  # training samples
+    n_test: int = 256  # test samples
+    d_in: int = 20  # input dimension
+    d_out: int = 20  # output dimension
     noise: float = 0.0  # std of Gaussian label noise on training targets
 
 
@@ -102,7 +102,7 @@ class LowRankTask(GeneratedTask):
     """y = A x with rank(A) = rank; identity inputs: the denoising problem (SCIENCE.md 4)."""
 
     name: str = "low_rank"
-    rank: int = 2
+    rank: int = 2  # rank of A
     singular_values: Optional[list[float]] = None  # s_i(A), default rank..1 evenly spaced
     inputs: str = "gaussian"  # gaussian | identity
 
@@ -112,9 +112,9 @@ class CompletionTask(TaskBase):
     """A rank-r M* (d_out x d_in) observed on a fraction of its entries (SCIENCE.md 5.6)."""
 
     name: str = "completion"
-    d_in: int = 20
-    d_out: int = 20
-    rank: int = 2
+    d_in: int = 20  # columns of M*
+    d_out: int = 20  # rows of M*
+    rank: int = 2  # rank r of M*
     singular_values: Optional[list[float]] = None  # s_i(M*), default all 1
     observed: float = 0.5  # fraction of entries observed, in (0, 1]
     sampling: str = "cover"  # cover (>= 1 per row and column, then uniform) | uniform
@@ -126,7 +126,7 @@ class NpzTask(TaskBase):
     """The user's own arrays: x_train, y_train[, x_test, y_test] (README)."""
 
     name: str = "npz"
-    path: Optional[str] = None
+    path: Optional[str] = None  # the .npz file (required)
 
 
 @dataclass
@@ -134,8 +134,8 @@ class DigitsTask(TaskBase):
     """scikit-learn's 8x8 digits (shipped with it): classification with one-hot targets."""
 
     name: str = "digits"
-    n_train: int = 1000
-    n_test: int = 500
+    n_train: int = 1000  # training images
+    n_test: int = 500  # test images
     n_classes: int = 10  # how many digit classes to keep (2..10)
     digit: Optional[int] = None  # set: the autoencoder of this one class (targets = images)
 
@@ -146,7 +146,7 @@ class MixedTargetTask(TaskBase):
     (N(0, noise^2) entries): arXiv 2405.17580, main.ipynb (SCIENCE.md 5.7)."""
 
     name: str = "mixed_target"
-    d: int = 200
+    d: int = 200  # A* is d x d
     rank: int = 5  # K
     noise: float = 1.0  # std of the entries of E (official: 1)
 
@@ -156,7 +156,7 @@ class MixedModelConfig:
     """A = W2 W1, entries N(0, d^gamma_sigma), width int(d^gamma_w), trained by the
     official GD recursion (models/mixed_train.py), not by ``optim``."""
 
-    name: str = "mixed"
+    name: str = "mixed"  # the model family (set by model=NAME)
     gamma_sigma: float = -1.85  # sigma^2 = d^gamma_sigma
     gamma_w: float = 2.25  # w = int(d^gamma_w)
     exact_width: Optional[bool] = None  # simulate the 2d-dim span; null: when w > 2d
@@ -175,12 +175,12 @@ class MaternTask(TaskBase):
     (arXiv 2407.05664, SCIENCE.md 5.8); n_train is a prefix of one pool of n_pool points."""
 
     name: str = "matern"
-    n_train: int = 1000
+    n_train: int = 1000  # training points: the pool's first n_train
     n_pool: int = 5000  # the training pool every N-sweep member takes a prefix of
     n_test: int = 1000  # the fixed test set (drawn after the pool)
-    d_in: int = 15
-    d_mid: int = 3
-    d_out: int = 20
+    d_in: int = 15  # input dimension of g
+    d_mid: int = 3  # output dimension of g, input of h
+    d_out: int = 20  # output dimension of h
     nu_g: float = 2.0  # Matérn smoothness of g
     nu_h: float = 2.0  # Matérn smoothness of h
     jitter: float = 1e-4  # Tikhonov term added to the kernel's diagonal (official: 1e-4)
@@ -204,9 +204,9 @@ class AccNetConfig(ModelConfig):
     after every layer but the last (depth 2 * blocks; top-level depth/width unused)."""
 
     name: str = "accnet"
-    blocks: int = 5
-    d_full: int = 900
-    d_mid: int = 100
+    blocks: int = 5  # blocks d_mid -> d_full -> d_mid
+    d_full: int = 900  # the blocks' wide dimension
+    d_mid: int = 100  # the blocks' narrow dimension
 
 
 @dataclass
@@ -214,8 +214,8 @@ class TextureTask(TaskBase):
     """Synthetic images: a low-frequency shape times a high-frequency pattern (autoencoder)."""
 
     name: str = "texture"
-    n_train: int = 256
-    n_test: int = 64
+    n_train: int = 256  # training images
+    n_test: int = 64  # test images
     size: int = 16  # images are size x size, one channel
     shape_freq: int = 1  # the shape's frequencies: max(|k_y|, |k_x|) <= shape_freq
     pattern_freq: int = 4  # the pattern cos(2π f p_y / n) cos(2π f p_x / n)

@@ -1,8 +1,7 @@
 """The sweep grid: Hydra's override grammar expanded into members, and each member's config.
 
-Expansion is Hydra's own (``BasicSweeper.split_arguments`` over the parsed overrides),
-so ``a=1,2``, ``range(...)``, ``choice(...)``, ``glob(...)`` and ``tag`` mean what they
-mean in ``--multirun``.
+Expansion is Hydra's own (``hydra_grid``), so ``a=1,2``, ``range(...)``, ``choice(...)``,
+``glob(...)`` and ``tag`` mean what they mean in ``--multirun``.
 """
 
 from __future__ import annotations
@@ -11,7 +10,8 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import CONFIG_DIR, PROGRAM_FREE, ConfigError, load
+from .config import PROGRAM_FREE, ConfigError, load
+from .hydra_grid import expand, parse  # noqa: F401 (expand re-exported for sweep.py)
 from .runs import _key
 
 # Keys that keep the compiled program: members differing only here train together.
@@ -25,44 +25,6 @@ class PlannedMember:
     cfg: object = None
     group: int = 0
     status: str = "missing"
-
-
-def _config_loader(config_dirs):
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.utils import create_config_search_path
-
-    from .config import register_schema, user_config_dirs
-
-    register_schema()
-    search = create_config_search_path(str(CONFIG_DIR))
-    for d in user_config_dirs(config_dirs):
-        search.append("user", f"file://{d}")
-    return ConfigLoaderImpl(config_search_path=search)
-
-
-def parse(overrides: list[str], config_dirs=()):
-    """Parse overrides with Hydra's grammar; one-line ConfigError when malformed."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        return OverridesParser.create(config_loader=_config_loader(config_dirs)) \
-            .parse_overrides(list(overrides))
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
-        raise ConfigError(f"malformed override: {text[0] if text else exc}") from None
-
-
-def expand(overrides: list[str], config_dirs=()) -> list[list[str]]:
-    """The members of a grid, exactly as Hydra's basic sweeper enumerates them."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
-    parsed = parse(overrides, config_dirs)
-    try:
-        return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
-    except Exception as exc:
-        raise ConfigError(
-            f"{exc}; bncli's grid supports comma lists, range(), choice(), glob() and tag()"
-        ) from None
 
 
 def swept_keys(overrides: list[str], config_dirs=()) -> set[str]:

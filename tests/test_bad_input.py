@@ -115,10 +115,10 @@ CASES = {
     "double equals": (["train", "depth==3"], "depth==3"),
     "option-like override": (["train", "--bogus"], "--bogus"),
     # unknown group options
-    "model=nope": (["train", "model=nope"], "model/nope"),
-    "task=nope": (["train", "task=nope"], "task/nope"),
-    "optim=nope": (["train", "optim=nope"], "optim/nope"),
-    "+experiment=nope": (["train", "+experiment=nope"], "experiment/nope"),
+    "model=nope": (["train", "model=nope"], "unknown model option 'nope'"),
+    "task=nope": (["train", "task=nope"], "unknown task option 'nope'"),
+    "optim=nope": (["train", "optim=nope"], "unknown optim option 'nope'"),
+    "+experiment=nope": (["train", "+experiment=nope"], "unknown preset 'nope'"),
     # .npz data
     "npz without path": (["train", "task=npz"], "task.path"),
     "npz missing": (npz("missing.npz"), "missing.npz"),

@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..rundir import layer_name
-from .base import Model
+from .base import ForwardModel
 from .mlp import ACTIVATIONS, INIT_GAIN
 
 
-class AccNet(Model):
+class AccNet(ForwardModel):
     kind = "accnet"
 
     def __init__(self, d_in: int, d_out: int, blocks: int = 5, d_full: int = 900,
@@ -60,14 +60,6 @@ class AccNet(Model):
             a = act(z)
             pre[layer_name("Z", l)], post[layer_name("Z", l)] = z, a
         raise AssertionError("unreachable")
-
-    def apply(self, params, x):
-        """``(f(x), {"Z01": a_1, ...})``: post-activations of the 2 * blocks - 1 hidden layers."""
-        y, _, post = self._forward(params, x)
-        return y, post
-
-    def preactivations(self, params, x) -> dict:
-        return self._forward(params, x)[1]
 
 
 def build_accnet(cfg, in_shape: tuple[int, ...], d_out: int) -> AccNet:

@@ -60,3 +60,21 @@ class Model:
                 if name.startswith("b"):
                     total = total + jnp.sum(value * value)
         return total
+
+
+class ForwardModel(Model):
+    """A model whose ``_forward(params, x) -> (y, pre, post)`` returns the output and the
+    hidden layers before and after the activation (both keyed ``Z01``, ...): ``apply`` and
+    ``preactivations`` follow from it."""
+
+    def _forward(self, params, x):
+        raise NotImplementedError
+
+    def apply(self, params, x):
+        """``(f(x), {"Z01": a_1, ...})``: the output and the post-activation hiddens."""
+        y, _, post = self._forward(params, x)
+        return y, post
+
+    def preactivations(self, params, x) -> dict:
+        """``{"Z01": z_1, ...}``: the hidden layers before the activation."""
+        return self._forward(params, x)[1]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..rundir import layer_name
-from .base import Model
+from .base import ForwardModel
 from .mlp import ACTIVATIONS, INIT_GAIN
 
 HEADS = ("pool", "map")
@@ -46,7 +46,7 @@ def circular_conv(a, K, stride: int = 1):
         precision=jax.lax.Precision.HIGHEST)
 
 
-class CNN(Model):
+class CNN(ForwardModel):
     kind = "cnn"
 
     def __init__(self, depth: int, width: int, in_shape, d_out: int, kernel: int = 3,
@@ -141,14 +141,6 @@ class CNN(Model):
         if self.bias:
             y = y + params[layer_name("b", self.depth)][None, :]
         return y, pre, post
-
-    def apply(self, params, x):
-        """``(f(x), {"Z01": a_1, ...})``; hidden images (N, h, w, c)."""
-        y, _, post = self._forward(params, x)
-        return y, post
-
-    def preactivations(self, params, x) -> dict:
-        return self._forward(params, x)[1]
 
 
 def build_cnn(cfg, in_shape: tuple[int, ...], d_out: int) -> CNN:
