@@ -119,12 +119,14 @@ def counts_line(rows: list[Row]) -> str:
 def print_members(console, rows: list[Row], title: str) -> None:
     """The table (the members that need a look only, past ``_SHOWN_ROWS``), the shared
     name parts, the counts and what ``stale`` means."""
-    shown = rows
+    shown, note = rows, ""
     if len(rows) > _SHOWN_ROWS:
         shown = [r for r in rows if r.status not in _CALM][:_SHOWN_ROWS]
-        title += f" (showing {len(shown)} of {len(rows)} members: those not finished or pending)"
+        note = f"showing {len(shown)} of {len(rows)} members: those not finished or pending"
     _, common = abbreviate([r.name for r in rows])
     console.print(title, markup=False, soft_wrap=True)  # a path, never broken
+    if note:
+        console.print(note, markup=False)
     if shown:
         console.print(members_table(shown, console.width))
     if common:
