@@ -169,21 +169,12 @@ def member_status(path: Path) -> str:
 
 
 def _result_line(path: Path) -> str:
-    from .rundir import RunDir, read_json
+    """``runs/x: finished`` (with the diverged step), and the final values on a line
+    of their own."""
+    from .rundir import RunDir
+    from .status_table import result_lines
 
-    run = RunDir(path)
-    st = run.status()
-    try:
-        final = read_json(run.file("summary.json")).get("final", {})
-    except (OSError, ValueError):
-        final = {}
-    parts = [f"{path}: {st.get('status')}"]
-    if st.get("diverged_step") is not None:
-        parts.append(f"at step {st['diverged_step']}")
-    for key in ("loss/train", "loss/test", "norm/total", "bottleneck/rank_c"):
-        if final.get(key) is not None:
-            parts.append(f"{key}={final[key]:.4g}")
-    return " ".join(parts)
+    return result_lines(path, RunDir(path).status().get("diverged_step"))
 
 
 @app.command(context_settings=HYDRA_ARGS, epilog=GROUPS_HELP)
@@ -219,8 +210,13 @@ def sweep(
         from .train import Interrupted
 
         dirs = [str(d) for d in config_dir or []]
+        if dry_run and name is not None:
+            from .status_view import show_named_sweep
+
+            if show_named_sweep(name, overrides, dirs):
+                return
         plan = sw.plan(overrides, name, dirs, force=force)
-        _say(sw.describe(plan) if dry_run else sw.describe(plan).splitlines()[0])
+        _say(sw.describe(plan) if dry_run else "\n".join(sw.describe(plan).splitlines()[:2]))
         if dry_run:
             return
         if force:
@@ -246,31 +242,15 @@ def sweep(
 def _print_sweep_summary(plan) -> None:
     """The members' table and counts; exit 1 naming the members left unfinished."""
     from rich.console import Console
-    from rich.table import Table
 
     from . import sweep as sw
-    from .rundir import RunDir, read_json
+    from .status import read_row
+    from .status_table import print_members, shown_path
 
-    table = Table(title=f"sweep {plan.name}")
-    for col in ("member", "status", "loss", "test loss", "rank (centered)", "converged"):
-        table.add_column(col)
-    counts: dict[str, int] = {}
-    for m, status in zip(plan.members, sw.statuses(plan).values()):
-        run = RunDir(plan.root / m.name)
-        counts[status] = counts.get(status, 0) + 1
-        try:
-            final = read_json(run.file("summary.json")).get("final", {})
-        except (OSError, ValueError):
-            final = {}
-        fmt = lambda k: "" if final.get(k) is None else f"{final[k]:.4g}"  # noqa: E731
-        verdict = {1.0: "yes", 0.0: "no"}.get(final.get("converged"), "")
-        table.add_row(m.name, status, fmt("loss/train"), fmt("loss/test"),
-                      fmt("bottleneck/rank_c"), verdict)
-    console = Console(width=max(100, Console().width))
-    if len(plan.members) <= 40:
-        console.print(table)
-    console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f" of {len(plan.members)}")
-    console.print(f"report: bncli report {plan.root}")
+    rows = [read_row(plan.root / m.name, m.name) for m in plan.members]
+    print_members(Console(highlight=False), rows, f"sweep {plan.name}")
+    path = shown_path(plan.root)  # whole, on a line of its own when long: pastes as is
+    _say("report:\n  bncli report " + (path if len(path) <= 65 else f"\\\n    {path}"))
     left = sw.unfinished(plan)
     if left:
         more = f" and {len(left) - 5} more" if len(left) > 5 else ""
@@ -278,6 +258,23 @@ def _print_sweep_summary(plan) -> None:
               f"{', '.join(left[:5])}{more}; re-run the same command to resume them "
               "(--retry-failed retrains failed ones)", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def status(
+    path: Path = typer.Argument(
+        Path("runs"), help="A sweep folder, a run folder, or a folder of them (default: runs)."),
+):
+    """Show a sweep's members: status, step, objective, test fit, rank, ETA.
+
+    Reads only the run folders (writes nothing, takes no lock), so it works while the
+    sweep trains and on a copy from another machine. On a folder of sweeps: one line
+    per sweep. Example: bncli status runs/demo
+    """
+    with _errors():
+        from .status_view import show
+
+        show(path)
 
 
 @app.command()

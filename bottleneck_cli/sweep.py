@@ -26,7 +26,8 @@ from omegaconf import OmegaConf
 from . import rundir as rd
 from .config import ConfigError, load, program_key
 from .runs import _key, check_data, check_name, run_name
-from .sweep_grid import PlannedMember, expand, member_config, sweep_name, swept_keys
+from .naming import default_sweep_name
+from .sweep_grid import PlannedMember, expand, member_config, swept_keys
 from .sweep_members import check_members, run_members  # noqa: F401  (re-exported)
 
 INDEX = "sweep.json"
@@ -74,7 +75,8 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
     if name is not None:
         folder = check_name(name, "--name")
     else:
-        folder = check_name(base.name or sweep_name(args), "name")
+        parent = Path(out or base.out)
+        folder = check_name(base.name or default_sweep_name(parent, args, axes), "name")
     root = (Path(out or base.out) / folder).resolve()
     _check_root(root)
 
@@ -115,16 +117,23 @@ def plan(overrides: list[str], name: str | None = None, config_dirs=(),
 
 def describe(p: Plan) -> str:
     """The dry-run text: members, jobs (with their shapes) and what is already done."""
+    from .naming import abbreviate
+    from .status_table import shown_path
+
     done = sum(m.status in rd.DONE for m in p.members)
-    lines = [f"sweep {p.name}: {len(p.members)} members in {len(p.jobs)} jobs "
-             f"({done} already done) -> {p.root}"]
+    counts = f"{len(p.members)} members in {len(p.jobs)} jobs ({done} already done)"
+    head = f"sweep {p.name}: {counts}"
+    lines = [head if len(head) <= 80 else f"sweep: {counts}", f"  -> {shown_path(p.root)}"]
+    names, common = abbreviate([m.name for m in p.members])
+    if common:
+        lines.append(f"  every member: {','.join(common)}")
+    pad = min(40, max(map(len, names)))
     for g, job in enumerate(p.jobs):
         c = p.members[job[0]].cfg
         lines.append(f"  job {g}: depth={c.depth} width={c.width} model={c.model.name} "
                      f"task={c.task.name}, {len(job)} members")
         for i in job:
-            m = p.members[i]
-            lines.append(f"    {m.name:<40} {m.status}")
+            lines.append(f"    {names[i]:<{pad}} {p.members[i].status}")
     if p.launcher:
         lines.append(f"  launcher: {' '.join(p.launcher)}")
     return "\n".join(lines)
@@ -154,6 +163,7 @@ def run_in_process(p: Plan, progress=None, retry_failed: bool = False) -> dict[s
 
     if progress is not None:
         progress.set_totals(len(p.members))
+        progress.set_names([m.name for m in p.members])
     return run_jobs([[p.members[i] for i in job] for job in p.jobs], p.root, progress,
                     retry_failed)
 
@@ -171,7 +181,9 @@ def run_job(index_path: str, job: int, retry_failed: bool = False) -> dict[str, 
         if entry["job"] == job:
             cfg = member_config(entry["overrides"], entry["name"], root, index["config_dirs"])
             members.append(PlannedMember(entry["name"], entry["overrides"], cfg, job))
-    return run_jobs([members], root, LogProgress(), retry_failed)
+    progress = LogProgress()
+    progress.set_names([entry["name"] for entry in index["members"]])
+    return run_jobs([members], root, progress, retry_failed)
 
 
 def run_with_launcher(p: Plan, retry_failed: bool = False) -> None:

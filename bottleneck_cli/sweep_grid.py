@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .config import PROGRAM_FREE, ConfigError, load
 from .hydra_grid import expand, parse  # noqa: F401 (expand re-exported for sweep.py)
-from .runs import _key, run_name
+from .runs import _key
 
 # Keys that keep the compiled program: members differing only here train together.
 BATCHABLE = PROGRAM_FREE
@@ -31,14 +31,6 @@ def swept_keys(overrides: list[str], config_dirs=()) -> set[str]:
     """Keys the grid sweeps over, as ``_key`` spells them (``+model.gate`` -> ``model.gate``)."""
     return {o.get_key_element().lstrip("+~") for o in parse(overrides, config_dirs)
             if o.is_sweep_override()}
-
-
-def sweep_name(overrides: list[str]) -> str:
-    """Default sweep folder name, e.g. ``depth=2+4+8_lam=0.001+0.01``; a preset
-    (``+experiment=rank2022``) is named by itself."""
-    parts = [o.split("=", 1)[1] if _key(o) == "experiment" else o.lstrip("+").replace(",", "+")
-             for o in overrides]
-    return run_name(["_".join(parts)] if parts else [], default="sweep")
 
 
 def member_config(overrides: list[str], name: str, root: Path, config_dirs=(), cache=None):

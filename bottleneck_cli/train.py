@@ -131,8 +131,9 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
     t0 = time.perf_counter() - batch.elapsed.max(initial=0.0)
 
     with (nullcontext(stop) if stop is not None else StopFlag()) as stop:
+        latest = [None] * n  # each member's last metrics record, for the progress display
         if start == 0:
-            _record(batch, 0, statuses)
+            _record(batch, 0, statuses, latest=latest)
         for b in boundaries(cfg, start):
             batch.run_to(b)
             batch.advance_stage()
@@ -140,10 +141,10 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
             batch.elapsed[:] = time.perf_counter() - t0
             newly_dead = [i for i in range(n) if statuses[i] == "running" and not alive[i]]
             if b in marks:
-                _record(batch, b, statuses, skip=newly_dead)
+                _record(batch, b, statuses, skip=newly_dead, latest=latest)
                 _stop_converged(batch, b, statuses)
             if progress is not None:
-                progress.update(b, statuses)
+                progress.update(b, statuses, latest)
             if newly_dead or b % cfg.checkpoint.every == 0 or stop:
                 host = jax.device_get(batch.state)
                 for i in newly_dead:
@@ -193,9 +194,9 @@ def _stop_converged(batch: Batch, step: int, statuses: list[str]) -> None:
     batch.state["alive"] = jax.numpy.asarray(alive)
 
 
-def _record(batch: Batch, step: int, statuses: list[str], skip=()) -> None:
+def _record(batch: Batch, step: int, statuses: list[str], skip=(), latest=None) -> None:
     """Evaluate and append one metrics record (and spectra) per running member, with its
-    convergence diagnostics (convergence.py)."""
+    convergence diagnostics (convergence.py); each also goes into ``latest[i]``."""
     for i, (record, arrays) in enumerate(batch.evaluate()):
         if statuses[i] != "running" or i in skip:
             continue
@@ -205,6 +206,8 @@ def _record(batch: Batch, step: int, statuses: list[str], skip=()) -> None:
         run = batch.members[i].run
         run.write_spectra(step, arrays)
         run.append_metrics([{"step": step, "time": round(float(batch.elapsed[i]), 4), **record}])
+        if latest is not None:
+            latest[i] = record
 
 
 def configure_jax(float64: bool) -> None:

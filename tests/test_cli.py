@@ -165,7 +165,9 @@ def test_train_writes_the_run_folder(in_tmp):
     result = invoke("train", *overrides)
     assert result.exit_code == 0, result.output
     folder = in_tmp / "runs" / "steps=30,width=16,depth=4"
-    assert result.stdout.strip().splitlines()[-1].startswith(f"runs/{folder.name}: finished")
+    *_, status_line, values_line = result.stdout.strip().splitlines()
+    assert status_line.startswith(f"runs/{folder.name}: finished")
+    assert values_line.startswith("  objective ") and "test fit " in values_line
 
     for name in contract_files():
         if name == rd.CHECKPOINT:

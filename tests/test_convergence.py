@@ -133,7 +133,7 @@ class StopAt:
     def start_batch(self, *args):
         pass
 
-    def update(self, step, statuses):
+    def update(self, step, statuses, records=None):
         if step >= self.step and not self.sent:
             self.sent = True
             os.kill(os.getpid(), signal.SIGINT)

@@ -88,10 +88,13 @@ class _Preempt:
     def set_totals(self, n):
         pass
 
+    def set_names(self, names):
+        pass
+
     def start_batch(self, names, start, steps):
         pass
 
-    def update(self, step, statuses):
+    def update(self, step, statuses, records=None):
         if step == self.at:
             os.kill(os.getpid(), USR2)
 

@@ -79,10 +79,13 @@ class _StopAfterFirstBatch:
     def set_totals(self, n):
         pass
 
+    def set_names(self, names):
+        pass
+
     def start_batch(self, names, start, steps):
         self.names = names
 
-    def update(self, step, statuses):
+    def update(self, step, statuses, records=None):
         pass
 
     def end_batch(self, statuses):

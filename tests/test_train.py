@@ -60,7 +60,7 @@ class Recorder:
     def start_batch(self, names, start, steps):
         self.starts.append(start)
 
-    def update(self, step, statuses):
+    def update(self, step, statuses, records=None):
         self.updates.append(step)
         if self.on_update is not None:
             self.on_update(step, statuses)

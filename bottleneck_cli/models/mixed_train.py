@@ -96,6 +96,7 @@ def _run_group(members, progress, stop) -> list[str]:
     if progress is not None:
         progress.start_batch([m.run.path.name for m in members], 0, cfg.steps)
     statuses = ["running"] * len(members)
+    latest = [None] * len(members)  # each member's last record, for the progress display
     t0 = time.perf_counter()
     while True:
         start = np.asarray(state["i"])
@@ -118,10 +119,11 @@ def _run_group(members, progress, stop) -> list[str]:
                     rec["dist/sc"] = float(dist[t, j])
                 recs.append(rec)
             m.run.append_metrics(recs)
+            latest[j] = recs[-1] if recs else latest[j]
         done = np.asarray(state["done"])
         if progress is not None:
             progress.update(int(np.asarray(state["i"]).max()),
-                            ["finished" if x else "running" for x in done])
+                            ["finished" if x else "running" for x in done], latest)
         if stop and not done.all():
             for j, m in enumerate(members):
                 if not done[j]:
