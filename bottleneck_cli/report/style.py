@@ -46,7 +46,7 @@ MAX_LEGEND = 10  # more depths than this get a colorbar instead of a legend
 MAX_CAT = 10  # more settings than this are coloured along SEQ_CMAP, in their order
 PANEL_W, PANEL_H = 3.7, 2.9  # inches per panel
 CHAR_W = 0.075  # inches per character of a 9-10 pt title (for wrapping)
-LEGEND_RIGHT = 12  # legends of more entries go below the axes, in columns
+LEGEND_RIGHT = 12  # figure legends of more lines go below the panels, in columns
 UNCONVERGED = {"ls": "--", "mfc": "white"}  # how a run whose verdict is "no" is drawn
 
 
@@ -70,8 +70,12 @@ def wrap(text: str, inches: float, size: float = 9.5) -> str:
 
 
 def suptitle(fig, text: str, size: float = 10) -> None:
-    """The figure's title, wrapped to its width."""
-    fig.suptitle(wrap(text, fig.get_figwidth() - 0.3, size), fontsize=size)
+    """The figure's title, wrapped to and centred over the panels (clear of a legend on
+    the right)."""
+    fig.bncli_title = (text, size)  # redone by ``unconverged_key`` when the legend grows
+    width = fig.get_figwidth() - getattr(fig, "bncli_right", 0.0)
+    fig.suptitle(wrap(text, width - 0.3, size), fontsize=size,
+                 x=0.5 * width / fig.get_figwidth())
 
 
 def title(ax, text: str, size: float = 9.5) -> None:
@@ -96,7 +100,7 @@ def legend(where, handles, labels, title: str | None = None, **kw):
         return where.legend(handles, labels, title=title, loc="upper left",
                             bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol, **kw)
     fig = where
-    if len(labels) <= LEGEND_RIGHT:
+    if sum(lab.count("\n") + 1 for lab in labels) <= LEGEND_RIGHT:
         grow, loc, ncol = (col_w, 0.0), "outside right upper", 1
     else:
         ncol = max(1, min(len(labels), int((fig.get_figwidth() - 0.3) / col_w)))
@@ -104,6 +108,7 @@ def legend(where, handles, labels, title: str | None = None, **kw):
         grow = (0.0, 0.16 * math.ceil(len(labels) / ncol) * lines + 0.3)
         loc = "outside lower center"
     fig.set_size_inches(fig.get_figwidth() + grow[0], fig.get_figheight() + grow[1])
+    fig.bncli_right = grow[0]
     leg = fig.legend(handles, labels, title=title, loc=loc, ncol=ncol, **kw)
     leg.bncli_grow = grow  # what ``unconverged_key`` gives back when it redoes the legend
     return leg
@@ -124,6 +129,8 @@ def unconverged_key(fig, text: str) -> None:
     else:
         fig.legend([key], [text], loc="outside lower center")
         fig.set_figheight(fig.get_figheight() + 0.25)
+    if hasattr(fig, "bncli_title"):
+        suptitle(fig, *fig.bncli_title)
 
 
 def marked(unconverged, line: bool = True, **kw) -> dict:
