@@ -268,7 +268,7 @@ def test_depth_fit_figure_legend_states_its_points(tmp_path):
                          "intercept": [1.0], "intercept_err": [float("nan")], "n_depths": [2],
                          "n_runs": [2], "n_seeds": [1]})
     fig = depth_fit.draw(points, fits)
-    legend = " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())  # outside the axes
     assert "2 depths, 2 runs, 1 seed" in legend and "unreliable" in legend
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .figures import FIGURES
-from .figures.base import Context, Fig
+from .figures.base import Context, Fig, sentence
 
 
 def per_run_figures(ctx: Context) -> tuple[list[Fig], list[str]]:
@@ -30,23 +30,30 @@ def _ask(ctx: Context, per_run: bool) -> tuple[list[Fig], list[str]]:
     for kind in FIGURES.values():
         if kind.per_run == per_run:
             for item in kind.plan(ctx):
+                if isinstance(item, Fig) and item.key:
+                    item.caption += sentence(item.key)
                 (figs if isinstance(item, Fig) else skipped).append(item)
     return figs, skipped
 
 
 def job(fig: Fig, fig_dir: Path, formats) -> tuple:
     """What ``render`` needs to draw ``fig`` (sent to a worker: data, no functions)."""
-    return fig.stem, fig.kind, fig.args, fig_dir, formats
+    return fig.stem, fig.kind, fig.args, fig.key, fig_dir, formats
 
 
 def render(item: tuple) -> tuple[str, list[Path] | str | None]:
     """Draw and save one figure (a ``job``): its files, None when there was nothing to
-    draw, or the error as text."""
-    stem, kind, args, fig_dir, formats = item
-    from .style import save
+    draw, or the error as text. A figure with a ``key`` gets it in its legend."""
+    stem, kind, args, key, fig_dir, formats = item
+    from .style import STYLE, plt, save, unconverged_key
 
     try:
         fig = FIGURES[kind].draw(*args)
-        return stem, None if fig is None else save(fig, fig_dir, stem, formats)
+        if fig is None:
+            return stem, None
+        if key:
+            with plt.rc_context(STYLE):
+                unconverged_key(fig, key)
+        return stem, save(fig, fig_dir, stem, formats)
     except Exception as exc:  # noqa: BLE001 - one bad figure must not lose the report
         return stem, f"{type(exc).__name__}: {exc}"

@@ -1,11 +1,14 @@
-"""The house style of report figures and the helpers every figure uses: fixed panel
-grids (no layout engine: on a slow CPU the layout pass costs as much as drawing),
-sparse plain-text ticks, colours, legends, and ``save``. Importing it loads matplotlib
-(Agg backend); the figure modules import it only when they draw (``figures.base.styled``
-applies ``STYLE``)."""
+"""The house style of report figures and the helpers every figure uses: panel grids
+under matplotlib's constrained layout (titles, colorbars and legends never overlap),
+legends outside the data, wrapped titles, sparse plain-text ticks, colours that stay
+apart for many settings, the look of unconverged runs, and ``save``. Importing it loads
+matplotlib (Agg backend); the figure modules import it only when they draw
+(``figures.base.styled`` applies ``STYLE``)."""
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 from matplotlib import ticker as mticker  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 STYLE = {
     "font.size": 9,
@@ -36,21 +41,113 @@ STYLE = {
     "savefig.dpi": 110,
     "pdf.compression": 6,
 }
-SEQ_CMAP = "viridis"  # colours ordered by a number (depth)
-MAX_LEGEND = 10  # more lines than this get a colorbar instead of a legend
+SEQ_CMAP = "viridis"  # colours ordered by a number (depth), or many settings in order
+MAX_LEGEND = 10  # more depths than this get a colorbar instead of a legend
+MAX_CAT = 10  # more settings than this are coloured along SEQ_CMAP, in their order
 PANEL_W, PANEL_H = 3.7, 2.9  # inches per panel
+CHAR_W = 0.075  # inches per character of a 9-10 pt title (for wrapping)
+LEGEND_RIGHT = 12  # figure legends of more lines go below the panels, in columns
+UNCONVERGED = {"ls": "--", "mfc": "white"}  # how a run whose verdict is "no" is drawn
 
 
 def panels(nrows: int, ncols: int, w: float = PANEL_W, h: float = PANEL_H, right: float = 0.0):
-    """A grid of panels with fixed margins (inches), axes as a 2-d array."""
-    left, bottom, top, wsp, hsp = 0.85, 0.5, 0.72, 0.7, 0.6
-    fw = left + ncols * w + (ncols - 1) * wsp + 0.2 + right
-    fh = bottom + nrows * h + (nrows - 1) * hsp + top
+    """A grid of ``w`` x ``h``-inch panels under constrained layout (room for titles,
+    labels, colorbars and outside legends is made by matplotlib), axes as a 2-d array;
+    ``right``: extra inches for what sits right of the panels."""
+    fw = 0.8 + ncols * w + (ncols - 1) * 0.35 + right
+    fh = 0.75 + nrows * h + (nrows - 1) * 0.3
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(fw, fh), squeeze=False)
-    fig.subplots_adjust(left=left / fw, right=1 - (0.2 + right) / fw, bottom=bottom / fh,
-                        top=1 - top / fh, wspace=wsp / w, hspace=hsp / h)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(fw, fh), squeeze=False,
+                                 layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.04, h_pad=0.04, wspace=0.04, hspace=0.04)
     return fig, axes
+
+
+def wrap(text: str, inches: float, size: float = 9.5) -> str:
+    """``text`` broken into lines that fit ``inches`` at about ``size`` points."""
+    width = max(12, int(inches / (CHAR_W * size / 9.5)))
+    return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
+
+
+def suptitle(fig, text: str, size: float = 10) -> None:
+    """The figure's title, wrapped to and centred over the panels (clear of a legend on
+    the right)."""
+    fig.bncli_title = (text, size)  # redone by ``unconverged_key`` when the legend grows
+    width = fig.get_figwidth() - getattr(fig, "bncli_right", 0.0)
+    fig.suptitle(wrap(text, width - 0.3, size), fontsize=size,
+                 x=0.5 * width / fig.get_figwidth())
+
+
+def title(ax, text: str, size: float = 9.5) -> None:
+    """A panel title, wrapped to the panel's width."""
+    w = ax.get_position().width * ax.figure.get_figwidth()
+    ax.set_title(wrap(text, max(w, 1.5), size), fontsize=size)
+
+
+def legend(where, handles, labels, title: str | None = None, **kw):
+    """A legend outside the data: for an Axes to its right; for a Figure to the right of
+    the panels when it has few entries, else below them in as many columns as fit. The
+    figure grows by the legend's room, so the panels keep their size."""
+    handles, labels = list(handles), [str(lab) for lab in labels]
+    if not labels:
+        return None
+    longest = max(len(part) for lab in labels + [title or ""] for part in lab.split("\n"))
+    col_w = 0.45 + 0.058 * longest  # inches per legend column
+    if isinstance(where, Axes):
+        ncol = 1 if len(labels) <= LEGEND_RIGHT else 2
+        fig = where.figure
+        fig.set_figwidth(fig.get_figwidth() + ncol * col_w)
+        return where.legend(handles, labels, title=title, loc="upper left",
+                            bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol, **kw)
+    fig = where
+    if sum(lab.count("\n") + 1 for lab in labels) <= LEGEND_RIGHT:
+        grow, loc, ncol = (col_w, 0.0), "outside right upper", 1
+    else:
+        ncol = max(1, min(len(labels), int((fig.get_figwidth() - 0.3) / col_w)))
+        lines = max(lab.count("\n") + 1 for lab in labels)
+        grow = (0.0, 0.16 * math.ceil(len(labels) / ncol) * lines + 0.3)
+        loc = "outside lower center"
+    fig.set_size_inches(fig.get_figwidth() + grow[0], fig.get_figheight() + grow[1])
+    fig.bncli_right = grow[0]
+    leg = fig.legend(handles, labels, title=title, loc=loc, ncol=ncol, **kw)
+    leg.bncli_grow = grow  # what ``unconverged_key`` gives back when it redoes the legend
+    return leg
+
+
+def unconverged_key(fig, text: str) -> None:
+    """Add "``text``" (dashed / hollow: not converged ...) to the figure's legend, or make
+    it the figure's legend when it has none: the one explanation of ``UNCONVERGED``."""
+    key = Line2D([], [], color="0.35", marker="o", **UNCONVERGED)
+    if fig.legends:
+        old = fig.legends[0]
+        handles, labels = list(old.legend_handles), [t.get_text() for t in old.texts]
+        head = old.get_title().get_text() or None
+        dw, dh = getattr(old, "bncli_grow", (0.0, 0.0))
+        old.remove()
+        fig.set_size_inches(fig.get_figwidth() - dw, fig.get_figheight() - dh)
+        legend(fig, handles + [key], labels + [text], title=head)
+    else:
+        fig.legend([key], [text], loc="outside lower center")
+        fig.set_figheight(fig.get_figheight() + 0.25)
+    if hasattr(fig, "bncli_title"):
+        suptitle(fig, *fig.bncli_title)
+
+
+def marked(unconverged, line: bool = True, **kw) -> dict:
+    """Plot keywords ``kw`` in the ``UNCONVERGED`` look when ``unconverged`` (dashed and
+    hollow; markers only, hollow, when not ``line``)."""
+    if not bool(unconverged):
+        return kw
+    return {**kw, **(UNCONVERGED if line else {"mfc": "white"})}
+
+
+def hollow(ax, x, y, mask, color, marker: str = "o") -> None:
+    """Draw the points (``x``, ``y``) where ``mask`` hollow, over what is drawn there:
+    means that include unconverged runs."""
+    mask = np.asarray(mask, bool)
+    if mask.any():
+        ax.plot(np.asarray(x)[mask], np.asarray(y)[mask], ls="none", zorder=3,
+                **marked(True, line=False, marker=marker, ms=5, color=color))
 
 
 def g(value, _pos=None) -> str:
@@ -86,31 +183,41 @@ def log_colorbar(cb) -> None:
 
 def seq_colors(values: Sequence[float]) -> dict:
     """Colours for ordered numeric values (e.g. depths), viridis from dark to light."""
-    vals = sorted(set(values))
+    return _along(sorted(set(values)))
+
+
+def _along(keys: list) -> dict:
     cmap = plt.get_cmap(SEQ_CMAP)
-    if len(vals) == 1:
-        return {vals[0]: cmap(0.35)}
-    return {v: cmap(0.9 * i / (len(vals) - 1)) for i, v in enumerate(vals)}
+    if len(keys) == 1:
+        return {keys[0]: cmap(0.35)}
+    return {v: cmap(0.9 * i / (len(keys) - 1)) for i, v in enumerate(keys)}
 
 
 def cat_colors(labels: Sequence) -> dict:
+    """Colours for settings in the order given: tab10 for a few, and along ``SEQ_CMAP``
+    (neighbours in the order are neighbours in colour) for more than ``MAX_CAT``."""
+    keys = list(dict.fromkeys(labels))
+    if len(keys) > MAX_CAT:
+        return _along(keys)
     cmap = plt.get_cmap("tab10")
-    return {lab: cmap(i % 10) for i, lab in enumerate(dict.fromkeys(labels))}
+    return {lab: cmap(i) for i, lab in enumerate(keys)}
 
 
-def depth_legend(fig, ax, colors: dict, title: str = "depth L") -> None:
-    """A legend for few lines, a colorbar for many."""
+def depth_legend(fig, colors: dict, title: str = "depth L") -> None:
+    """A figure legend for few depths, a colorbar beside the panels for many."""
     if len(colors) <= MAX_LEGEND:
-        ax.legend(title=title, loc="best", ncol=1 if len(colors) <= 5 else 2)
+        handles = [Line2D([], [], color=c) for c in colors.values()]
+        legend(fig, handles, [f"L={d:g}" for d in colors], title=title)
         return
     vals = sorted(colors)
     norm = mcolors.Normalize(min(vals), max(vals))
     sm = plt.cm.ScalarMappable(norm=norm, cmap=plt.get_cmap(SEQ_CMAP))
-    fig.colorbar(sm, ax=ax, label=title, fraction=0.05, pad=0.02)
+    fig.colorbar(sm, ax=fig.axes, label=title, fraction=0.05, pad=0.02)
 
 
-def band(ax, x, mean, lo, hi, color, label, marker="o"):
-    ax.plot(x, mean, marker=marker, color=color, label=label)
+def band(ax, x, mean, lo, hi, color, label, marker="o", unconverged=False):
+    """A mean line with its min-max band (``UNCONVERGED`` look when ``unconverged``)."""
+    ax.plot(x, mean, **marked(unconverged, marker=marker, color=color, label=label))
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
     if np.any(np.isfinite(lo) & (hi > lo)):
         ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
@@ -133,6 +240,7 @@ def save(fig, out_dir: Path, stem: str, formats: Sequence[str] = ("png", "pdf"))
     paths = []
     try:
         with plt.rc_context(STYLE):
+            freeze(fig)
             for fmt in formats:
                 path = out_dir / f"{stem}.{fmt}"
                 extra = {"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}
@@ -141,6 +249,15 @@ def save(fig, out_dir: Path, stem: str, formats: Sequence[str] = ("png", "pdf"))
     finally:
         plt.close(fig)
     return paths
+
+
+def freeze(fig) -> None:
+    """Lay ``fig`` out once (its layout engine) and keep that layout for every format
+    saved: the layout pass costs about as much as drawing, once per save otherwise."""
+    engine = fig.get_layout_engine()
+    if engine is not None and engine.adjust_compatible is False:
+        engine.execute(fig)
+        fig.set_layout_engine("none")
 
 
 def _metadata(fmt: str) -> dict:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..fit import converged_mask
+
 
 @dataclass
 class Fig:
@@ -26,6 +28,7 @@ class Fig:
     caption: str
     kind: str
     args: tuple
+    key: str = ""  # the unconverged-runs key (``Context.key``), added to legend and caption
     paths: list[Path] = field(default_factory=list)  # the files, once drawn
 
 
@@ -54,6 +57,22 @@ class Context:
     def sweep_note(self) -> str:
         return f"finished runs at {len(self.depths)} depth(s)"
 
+    @functools.cached_property
+    def unconverged(self) -> pd.Series:
+        """Per run (``info``'s index): True where its verdict says not converged."""
+        return ~converged_mask(self.finals).reindex(self.info.index, fill_value=True)
+
+    def key(self, runs=None) -> str:
+        """How a figure that draws ``runs`` (labels of ``info``; default the finished
+        runs) tells its unconverged ones: "" when none of them is."""
+        runs = self.info.index[self.info["finished"]] if runs is None else runs
+        k, n = int(self.unconverged.loc[runs].sum()), len(runs)
+        return f"dashed / hollow: not converged ({k} of {n} runs)" if k else ""
+
+    def runs_of(self, names) -> pd.Index:
+        """The labels of ``info`` for these run names."""
+        return self.info.index[self.info["run"].isin(set(names))]
+
 
 def styled(fn):
     """Run a drawing function under the house style (``style.STYLE``)."""
@@ -64,6 +83,17 @@ def styled(fn):
         with plt.rc_context(STYLE):
             return fn(*args, **kwargs)
     return wrapper
+
+
+def shown(k: int, n: int, what: str) -> str:
+    """"showing k of n <what>" when something was left out, else "" (every figure says
+    what it leaves out in these words)."""
+    return f"showing {k} of {n} {what}" if k < n else ""
+
+
+def sentence(text: str) -> str:
+    """``text`` as a caption's closing sentence ("" stays "")."""
+    return f" {text[0].upper()}{text[1:]}." if text else ""
 
 
 def evenly(items: list, k: int) -> list:

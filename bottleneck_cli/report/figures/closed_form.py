@@ -16,7 +16,8 @@ from .base import Context, Fig, styled
 def plan(ctx: Context) -> Iterator[Fig | str]:
     """Measured ||θ||² beside the Schatten-2/L closed form, for finished linear runs; why
     not when linear runs lack params.npz; nothing for other runs."""
-    points, keys = norm_points(ctx.runs, ctx.info, ctx.cfg, ctx.finals, ctx.swept)
+    points, keys = norm_points(ctx.runs, ctx.info, ctx.cfg, ctx.finals, ctx.swept,
+                               ctx.unconverged)
     if not len(points):
         if any(r.closed for r in ctx.runs):
             yield "closed form beside ||θ||²: needs params.npz of finished linear runs"
@@ -29,25 +30,30 @@ def plan(ctx: Context) -> Iterator[Fig | str]:
         "params.npz; SCIENCE.md §4). Points lie on or above y = x; on it the layers are "
         "balanced. Bars: per setting (mean over seeds), with the same closed form for the "
         f"target A where the task has one. Median ||θ||² / closed form: {ratio:.3g}.",
-        "closed_form", (points, keys))
+        "closed_form", (points, keys), key=ctx.key(points.index))
 
 
 def norm_points(runs, info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame,
-                       swept: list[str]) -> tuple[pd.DataFrame, str]:
+                swept: list[str], unconverged: pd.Series | None = None
+                ) -> tuple[pd.DataFrame, str]:
     """Finished linear runs with a trained closed form (``closed``): columns setting
     (the swept values but seed, as text), norm (measured ||θ||²), closed (L·Σ s_i(M)^(2/L)
     of the trained M), target (the same for the target A; NaN if unknown). Also the names
-    of the swept keys that the setting text lists."""
+    of the swept keys that the setting text lists. Indexed by the run's row of ``info``;
+    ``unconv``: its verdict is not converged (per ``unconverged``)."""
     keys = [k for k in swept if k != "seed"]
     norm = pd.to_numeric(finals["norm/total"], errors="coerce") if "norm/total" in finals \
         else pd.Series(np.nan, index=finals.index)
-    rows = []
+    rows, index = [], []
     for i, r in enumerate(runs):
         if info.at[i, "finished"] and "closed_form" in r.closed and np.isfinite(norm.iloc[i]):
             rows.append({"setting": ", ".join(fmt(cfg.at[i, k]) for k in keys),
                          "norm": float(norm.iloc[i]), "closed": r.closed["closed_form"],
-                         "target": r.closed.get("closed_form_target", np.nan)})
-    return pd.DataFrame(rows, columns=["setting", "norm", "closed", "target"]), ", ".join(keys)
+                         "target": r.closed.get("closed_form_target", np.nan),
+                         "unconv": bool(unconverged is not None and unconverged.iat[i])})
+            index.append(info.index[i])
+    return pd.DataFrame(rows, index=index, columns=["setting", "norm", "closed", "target",
+                                                    "unconv"]), ", ".join(keys)
 
 
 @styled
@@ -64,12 +70,13 @@ def draw(points: pd.DataFrame, keys: str):
 
 
     settings = list(dict.fromkeys(points["setting"]))
-    right = 0.3 + 0.062 * max([len(s) for s in settings] + [len(keys) // 2, 8])  # tick labels
-    fig, axes = ps.panels(1, 2, w=3.9, h=max(2.9, 0.32 * len(settings) + 1.0), right=right)
+    fig, axes = ps.panels(1, 2, w=3.9, h=max(2.9, 0.2 * len(settings) + 1.0))
     ax = axes[0, 0]
     colors = ps.cat_colors(settings)
+    bad = points["unconv"] if "unconv" in points else pd.Series(False, index=points.index)
     for setting, g in points.groupby("setting", sort=False):
         ax.plot(g["closed"], g["norm"], "o", color=colors[setting], label=setting or "all runs")
+        ps.hollow(ax, g["closed"], g["norm"], bad.loc[g.index], colors[setting])
     vals = np.r_[points["closed"], points["norm"]]
     lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
     log = lo > 0 and hi / lo > 20
@@ -88,8 +95,7 @@ def draw(points: pd.DataFrame, keys: str):
     ax.set_xlabel("closed form L·Σ s_i(M)^(2/L) of the trained M")
     ax.set_ylabel("measured ||θ||²")
     ax.set_title("measured norm against its lower bound")
-    # points lie on or above y = x: the lower right stays empty for the legend
-    ax.legend(loc="lower right", title=keys or None, ncol=1 if len(settings) <= 6 else 2)
+    handles, labels = ax.get_legend_handles_labels()
 
     ax = axes[0, 1]
     mean = points.groupby("setting", sort=False)[["norm", "closed", "target"]].mean()
@@ -107,8 +113,9 @@ def draw(points: pd.DataFrame, keys: str):
     ax.set_ylabel(keys or "setting")
     ax.set_xlabel("||θ||²")
     ax.set_title("per setting (mean over seeds)")
-    ax.legend(loc="best")
+    h2, l2 = ax.get_legend_handles_labels()
     ax.xaxis.set_major_locator(mticker.MaxNLocator(nbins=4))
-    fig.suptitle("parameter norm and the Schatten-2/L closed form (SCIENCE.md §4), "
-                 "finished linear runs", fontsize=10)
+    ps.legend(fig, handles + h2, labels + l2, title=f"colour: {keys}" if keys else None)
+    ps.suptitle(fig, "parameter norm and the Schatten-2/L closed form (SCIENCE.md §4), "
+                "finished linear runs")
     return fig

@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from .base import Context, Fig, evenly, styled
+from .base import Context, Fig, evenly, sentence, shown, styled
 
 MAX_LINES = 24
 
@@ -21,13 +21,14 @@ def plan(ctx: Context) -> Iterator[Fig | str]:
         return
     data = curves(ctx.long, ctx.info, ctx.finals)
     runs = list(data["run"].unique())
-    shown = evenly(runs, MAX_LINES)
-    note = f" Showing {len(shown)} of {len(runs)} runs." if len(shown) < len(runs) else ""
+    picked = evenly(runs, MAX_LINES)
+    note = shown(len(picked), len(runs), "runs, spread evenly")
     yield Fig("convergence", "Convergence: gradient norm and layer-norm balance",
               "Relative gradient norm ||∇(fit + λ||θ||²)|| / ||θ|| and, where the model has "
-              "the identity, the layer-norm balance max/min ||W_l||² − 1, against step; "
-              "dashed: runs whose verdict is not converged." + note,
-              "convergence", (data[data["run"].isin(shown)],))
+              "the identity, the layer-norm balance max/min ||W_l||² − 1, against step, one "
+              "line per run." + sentence(note),
+              "convergence", (data[data["run"].isin(picked)], note),
+              key=ctx.key(ctx.runs_of(picked)))
 
 
 def curves(long: pd.DataFrame, info: pd.DataFrame, finals: pd.DataFrame) -> pd.DataFrame:
@@ -41,25 +42,27 @@ def curves(long: pd.DataFrame, info: pd.DataFrame, finals: pd.DataFrame) -> pd.D
 
 
 @styled
-def draw(df: pd.DataFrame):
+def draw(df: pd.DataFrame, note: str = ""):
     from .. import style as ps
 
     fig, axes = ps.panels(1, 2, w=3.8, h=2.9)
-    colors = ps.cat_colors(df["run"])
+    colors = ps.cat_colors(df["run"].astype(str))
     for ax, (metric, label) in zip(axes.flat, [("conv/grad", "||∇|| / ||θ||"),
                                                ("conv/balance", "max/min ||W_l||² − 1")]):
         sub = df[df["metric"] == metric]
         for run, g in sub.groupby("run", sort=False):
             g = g[g["value"] > 0].sort_values("step")
-            dashed = g["converged"].iloc[0] == 0 if len(g) else False
-            ax.plot(g["step"], g["value"], "--" if dashed else "-", color=colors[run],
-                    label=run, lw=1)
+            no = len(g) and g["converged"].iloc[0] == 0
+            ax.plot(g["step"], g["value"], **ps.marked(no, color=colors[str(run)], lw=1,
+                                                        label=str(run)))
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel(label)
         if not len(sub):
             ps.empty(ax, "not recorded for these models")
-    if len(df["run"].unique()) <= 8:
-        axes[0, 0].legend(loc="best", fontsize=6)
-    fig.suptitle("Convergence diagnostics", fontsize=10)
+    few = len(colors) <= ps.LEGEND_RIGHT
+    if few:
+        ps.legend(fig, *axes[0, 0].get_legend_handles_labels(), title="run")
+    ps.suptitle(fig, "Convergence diagnostics" + "".join(
+        f" ({t})" for t in (note, "" if few else "colour: runs in table order") if t))
     return fig

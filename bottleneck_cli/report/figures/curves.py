@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..format import label
-from .base import Context, Fig, evenly, sortkey, styled
+from .base import Context, Fig, evenly, shown, sortkey, styled
 
 CURVES = [  # rows of the training-curve figure: (y label, log y, [(metric, line style)])
     ("loss (solid: train objective,\ndashed: test fit)", True,
@@ -23,28 +23,29 @@ MAX_LINES = 8  # lines per training-curve panel
 
 def plan(ctx: Context) -> Iterator[Fig | str]:
     """The training curves when metrics were recorded; else why not."""
-    df, panel_title, left_out = curves(ctx.long, ctx.info, ctx.swept, ctx.cfg)
+    df, panel_title, left_out = curves(ctx.long, ctx.info, ctx.swept, ctx.cfg,
+                                       ctx.unconverged)
     if not len(df):
         yield "training curves: no metrics recorded"
         return
+    key = ctx.key(ctx.runs_of(df.attrs.get("runs", ())))
     yield Fig(
         "training_curves", "Training curves",
         f"Loss, test loss and rank estimate against step ({panel_title or 'all runs'}; "
         f"lines: other swept parameters; mean over seeds with min-max band"
-        + (f"; {left_out}, spread evenly" if left_out else "") + ").",
-        "training_curves", (df, CURVES, panel_title, left_out))
+        + (f"; {left_out}, spread evenly" if left_out else "")
+        + ("; a hollow circle ends a line whose seeds include an unconverged run" if key
+           else "") + ").",
+        "training_curves", (df, CURVES, panel_title, left_out), key=key)
 
 
-def shown(k: int, n: int, what: str) -> str:
-    """"showing k of n <what>" when something was left out, else ""."""
-    return f"showing {k} of {n} {what}" if k < n else ""
-
-
-def curves(long: pd.DataFrame, info: pd.DataFrame, swept: list[str],
-           cfg: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
+def curves(long: pd.DataFrame, info: pd.DataFrame, swept: list[str], cfg: pd.DataFrame,
+           unconverged: pd.Series | None = None) -> tuple[pd.DataFrame, str, str]:
     """Training-curve aggregates: panel = values of the first swept parameter (not seed),
-    line = the other swept parameters; mean and min/max over seeds at each step. Also the
-    panel title and a note on the panels and lines left out ("" when none)."""
+    line = the other swept parameters; mean and min/max over seeds at each step, and
+    ``unconv``: whether one of the line's runs is unconverged (``unconverged``, per run).
+    Also the panel title and a note on the panels and lines left out ("" when none);
+    ``attrs["runs"]``: the names of the runs drawn."""
     no_seed = [k for k in swept if k != "seed"]
     panel_key = no_seed[0] if no_seed else None
     line_keys = no_seed[1:]
@@ -68,18 +69,24 @@ def curves(long: pd.DataFrame, info: pd.DataFrame, swept: list[str],
     sub = long[long["metric"].isin(keys) & long["layer"].isna()]
     note = "; ".join(n for n in notes if n)
     if not len(sub):
-        return pd.DataFrame(columns=["panel", "line", "metric", "step", "mean", "lo", "hi"]), "", ""
+        return pd.DataFrame(columns=["panel", "line", "metric", "step", "mean", "lo", "hi",
+                                     "unconv"]), "", ""
     rc = sub["run"].cat.codes.to_numpy()
+    flags = np.zeros(len(info), bool) if unconverged is None else unconverged.to_numpy(bool)
     df = pd.DataFrame({"panel": np.asarray(panel, object)[rc],
                        "line": np.asarray(line, object)[rc],
                        "metric": sub["metric"].astype(str).to_numpy(),
-                       "step": sub["step"].to_numpy(), "value": sub["value"].to_numpy()})
+                       "step": sub["step"].to_numpy(), "value": sub["value"].to_numpy(),
+                       "unconv": flags[rc], "run": rc})
     df = df[df["panel"].isin(panels) & df["line"].isin(lines)]
     agg = df.groupby(["panel", "line", "metric", "step"], sort=False)["value"].agg(
         mean="mean", lo="min", hi="max").reset_index()
+    bad = df.groupby(["panel", "line"], sort=False)["unconv"].any()
+    agg["unconv"] = bad.reindex(pd.MultiIndex.from_frame(agg[["panel", "line"]])).to_numpy()
     agg["panel"] = pd.Categorical(agg["panel"], categories=panels, ordered=True)
     agg = agg.sort_values(["panel", "step"]).reset_index(drop=True)
     agg["panel"] = agg["panel"].astype(str)
+    agg.attrs["runs"] = [info["run"].iat[i] for i in np.unique(df["run"])]
     return agg, (f"one panel per {panel_key}" if panel_key else ""), note
 
 
@@ -109,6 +116,9 @@ def draw(df: pd.DataFrame, rows: Sequence[tuple[str, bool, Sequence[tuple[str, s
                     g = g.sort_values("step")
                     ax.plot(g["step"], g["mean"], ls=style, color=colors[line],
                             label=(line or None) if style == "-" else None)
+                    if g["unconv"].any():  # a hollow circle ends an unconverged line
+                        ax.plot(g["step"].iloc[-1:], g["mean"].iloc[-1:], "o",
+                                **ps.marked(True, color=colors[line], ms=5))
                     if style == "-" and (g["hi"] > g["lo"]).any():
                         ax.fill_between(g["step"], g["lo"], g["hi"], color=colors[line],
                                         alpha=0.2, linewidth=0)
@@ -123,13 +133,11 @@ def draw(df: pd.DataFrame, rows: Sequence[tuple[str, bool, Sequence[tuple[str, s
             if j == 0:
                 ax.set_ylabel(label)
             if i == 0:
-                ax.set_title(panel or panel_title)
+                ps.title(ax, panel or panel_title)
             if i == len(rows) - 1:
                 ax.set_xlabel("step")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    if labels:
-        axes[0, 0].legend(handles[:10], labels[:10], loc="best")
-    fig.suptitle("training curves: mean over seeds, band min-max" +
-                 (f"  ·  {panel_title}" if panel_title else "") +
-                 (f"\n({left_out})" if left_out else ""), fontsize=10)
+    ps.legend(fig, *axes[0, 0].get_legend_handles_labels())
+    ps.suptitle(fig, "training curves: mean over seeds, band min-max" +
+                (f"  ·  {panel_title}" if panel_title else "") +
+                (f"\n({left_out})" if left_out else ""))
     return fig

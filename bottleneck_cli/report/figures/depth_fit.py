@@ -11,7 +11,9 @@ import pandas as pd
 
 from ..fit import basis, converged_mask
 from ..format import pm
-from .base import Context, Fig, styled
+from .base import Context, Fig, evenly, sentence, shown, styled
+
+MAX_SETTINGS = 12  # settings drawn (spread evenly); the caption lists every fit
 
 
 def plan(ctx: Context) -> Iterator[Fig | str]:
@@ -28,22 +30,35 @@ def plan(ctx: Context) -> Iterator[Fig | str]:
                       f"R1 = {pm(r.R1_estimate, r.R1_err)} "
                       f"({basis(r.n_depths, r.n_runs, r.n_seeds)})"
                       for r in fits.itertuples())
+    settings = list(dict.fromkeys(fits["setting"]))
+    picked = evenly(settings, MAX_SETTINGS)
+    note = shown(len(picked), len(settings), "settings, spread evenly")
+    points = ctx.fit_points[ctx.fit_points["setting"].isin(picked)]
+    # unconverged runs are in the fit (and drawn hollow) only with --include-unconverged
+    kept = fits.loc[fits["unconverged_left_out"] == 0, "setting"]
+    fin = ctx.info[ctx.info["finished"] & ctx.info["others"].isin(picked)]
+    bad = fin[ctx.unconverged.loc[fin.index] & fin["others"].isin(kept)]
+    cells = pd.MultiIndex.from_frame(points[["setting", "depth"]])
+    points = points.assign(unconv=cells.isin(pd.MultiIndex.from_frame(bad[["others", "depth"]]))
+                           if len(bad) else False)
+    key = ctx.key(fin.index) if points["unconv"].any() else ""
     yield Fig(
         "depth_fit", "Parameter norm against depth",
         "||θ||² at the end of training against depth L with a least-squares line per "
-        f"setting: slope = R0 (rank) estimate, intercept = R1 estimate. {lines}.",
-        "depth_fit", (ctx.fit_points, fits.rename(columns={
-            "R0_estimate": "slope", "R0_err": "slope_err",
-            "R1_estimate": "intercept", "R1_err": "intercept_err"})))
+        f"setting: slope = R0 (rank) estimate, intercept = R1 estimate. {lines}."
+        + sentence(note), "depth_fit", (points, fits[fits["setting"].isin(picked)].rename(
+            columns={"R0_estimate": "slope", "R0_err": "slope_err",
+                     "R1_estimate": "intercept", "R1_err": "intercept_err"}), note), key=key)
 
 
 @styled
-def draw(points: pd.DataFrame, fits: pd.DataFrame):
+def draw(points: pd.DataFrame, fits: pd.DataFrame, note: str = ""):
     """||theta||^2 and ||theta||^2/L against depth L with the least-squares line.
 
     ``points``: setting, depth, mean, std, n (of norm/total over seeds).
     ``fits``: setting, slope, slope_err, intercept, intercept_err (slope = R0, intercept = R1),
-    n_depths, n_runs, n_seeds (what each fit rests on, shown in its legend entry)."""
+    n_depths, n_runs, n_seeds (what each fit rests on, in the legend for a few settings);
+    ``unconv`` (optional): the point includes unconverged runs (drawn hollow)."""
     from .. import style as ps
 
     fig, axes = ps.panels(1, 2, w=4.0, h=3.1)
@@ -57,12 +72,20 @@ def draw(points: pd.DataFrame, fits: pd.DataFrame):
         label = setting or "all runs"
         if fit is not None:
             label += (f"\nR0 = {pm(fit.slope, fit.slope_err)}, "
-                      f"R1 = {pm(fit.intercept, fit.intercept_err)}"
-                      f"\n({basis(fit.n_depths, fit.n_runs, fit.n_seeds)})")
-        axes[0, 0].errorbar(L, g["mean"], yerr=g["std"].fillna(0), fmt="o", color=c, capsize=2,
-                            label=label)
-        axes[0, 1].errorbar(L, g["mean"] / L, yerr=g["std"].fillna(0) / L, fmt="o", color=c,
-                            capsize=2)
+                      f"R1 = {pm(fit.intercept, fit.intercept_err)}")
+            if len(fits) <= 4:
+                label += f"\n({basis(fit.n_depths, fit.n_runs, fit.n_seeds)})"
+        bad = g["unconv"].to_numpy(bool) if "unconv" in g else np.zeros(len(g), bool)
+        for ax, y, div in ((axes[0, 0], g["mean"], 1.0), (axes[0, 1], g["mean"] / L, L)):
+            for no in (False, True):  # hollow: the mean includes unconverged runs
+                part = bad == no
+                if part.any():
+                    first = not no or bad.all()
+                    ax.errorbar(L[part], np.asarray(y)[part],
+                                yerr=np.asarray(g["std"].fillna(0) / div)[part], capsize=2,
+                                **ps.marked(no, line=False, marker="o", ls="none", color=c,
+                                            label=label if ax is axes[0, 0] and first
+                                            else None))
         if fit is not None:
             xs = np.linspace(L.min(), L.max(), 100)
             axes[0, 0].plot(xs, fit.slope * xs + fit.intercept, color=c, lw=1)
@@ -71,12 +94,12 @@ def draw(points: pd.DataFrame, fits: pd.DataFrame):
     axes[0, 0].set_xlabel("depth L")
     axes[0, 0].set_ylabel("||θ||²")
     axes[0, 0].set_title("||θ||² ≈ R0·L + R1")
-    axes[0, 0].legend(loc="upper left")
     axes[0, 1].set_xlabel("depth L")
     axes[0, 1].set_ylabel("||θ||² / L")
     axes[0, 1].set_title("||θ||²/L ≈ R0 + R1/L  (dotted: R0)")
     ps.sparse(axes[0, 0])
     ps.sparse(axes[0, 1])
-    fig.suptitle("parameter norm against depth (mean ± std over seeds, finished runs)",
-                 fontsize=10)
+    ps.legend(fig, *axes[0, 0].get_legend_handles_labels())
+    ps.suptitle(fig, "parameter norm against depth (mean ± std over seeds, finished runs"
+                + (f"; {note})" if note else ")"))
     return fig

@@ -64,8 +64,7 @@ def draw(name, fw, fz, delta, atol, rtol, depth):
     from ...frequency_grid import degrees, kept_counts, rank_counts, signed
     from .. import style as ps
 
-    fig, axes = ps.panels(1, 3, w=3.3, h=2.9, right=0.0)
-    fig.subplots_adjust(wspace=0.6)
+    fig, axes = ps.panels(1, 3, w=3.3, h=2.9)
     layers = sorted(fw)
     mid = min(layers, key=lambda l: (abs(l - depth / 2), l))
     counts = kept_counts(fw[mid], delta)
@@ -90,7 +89,7 @@ def draw(name, fw, fz, delta, atol, rtol, depth):
     ax.set_xlabel("layer l")
     ax.set_ylabel("(frequency, direction) pairs")
     ax.set_title("kept per layer")
-    ax.legend(loc="best")
+    ps.legend(ax, *ax.get_legend_handles_labels())
     ax.set_ylim(bottom=0)
     ax = axes[0, 2]
     for l in layers:
@@ -104,5 +103,5 @@ def draw(name, fw, fz, delta, atol, rtol, depth):
     ax.set_ylabel("singular value of W_l(k)")
     ax.set_title("per-frequency weight spectra")
     fig.colorbar(sc, ax=ax, pad=0.02, fraction=0.06).set_label("degree")
-    fig.suptitle(name, fontsize=9)
+    ps.suptitle(fig, name, size=9)
     return fig

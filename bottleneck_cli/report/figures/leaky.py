@@ -10,7 +10,7 @@ from typing import Iterator
 import pandas as pd
 
 from ..tables import layer_cols
-from .base import Context, Fig, evenly, styled
+from .base import Context, Fig, evenly, sentence, shown, styled
 
 RANK, MIN_COI = "bottleneck/hamiltonian_rank", "bottleneck/min_coi"
 ENERGIES = [("coi/Z", "COI ||A_p||²"), ("kinetic/Z", "kinetic energy"),
@@ -46,17 +46,21 @@ def rank_data(ctx: Context) -> pd.DataFrame:
 
 def energy_data(ctx: Context, k: int = 4) -> pd.DataFrame:
     """Per-layer COI, kinetic energy and Hamiltonian against p for up to ``k`` runs
-    (evenly over the finished ones, sorted by Lt): columns run, p, metric, value."""
-    idx = [i for i in _finished(ctx, "model.leak") if "p/Z01" in ctx.finals.columns]
-    idx = evenly(sorted(idx, key=lambda i: (ctx.cfg.loc[i, "model.leak"], i)), k)
+    (evenly over the finished ones, sorted by Lt): columns run, p, metric, value, unconv;
+    ``attrs``: "rows" (the runs' rows of ``info``) and "of" (how many there were)."""
+    every = [i for i in _finished(ctx, "model.leak") if "p/Z01" in ctx.finals.columns]
+    idx = evenly(sorted(every, key=lambda i: (ctx.cfg.loc[i, "model.leak"], i)), k)
     rows = []
     for i in idx:
         label = f"Lt={ctx.cfg.loc[i, 'model.leak']:g}, L={ctx.info.loc[i, 'depth']:g}"
         for prefix, _ in ENERGIES:
             for col, layer in layer_cols(ctx.finals, prefix):
                 p = ctx.finals.loc[i, f"p/Z{layer:02d}"]
-                rows.append((label, float(p), prefix, float(ctx.finals.loc[i, col])))
-    return pd.DataFrame(rows, columns=["run", "p", "metric", "value"])
+                rows.append((label, float(p), prefix, float(ctx.finals.loc[i, col]),
+                             bool(ctx.unconverged.loc[i])))
+    out = pd.DataFrame(rows, columns=["run", "p", "metric", "value", "unconv"])
+    out.attrs.update(rows=idx, of=len(every))
+    return out
 
 
 def steps_data(ctx: Context) -> pd.DataFrame:
@@ -89,7 +93,10 @@ def plan_energies(ctx: Context) -> Iterator[Fig | str]:
         yield Fig("leaky_energies", "COI, kinetic energy and Hamiltonian against p",
                   "Per layer at the end of training, against the layer position p_l (Fig. 1c), "
                   "for up to 4 runs: COI and kinetic energy large near input and output, the "
-                  "Hamiltonian flatter.", "leaky_energies", ("leaky_energies", energies))
+                  "Hamiltonian flatter." + sentence(shown(
+                      len(energies.attrs["rows"]), energies.attrs["of"], "finished runs")),
+                  "leaky_energies", ("leaky_energies", energies),
+                  key=ctx.key(energies.attrs["rows"]))
 
 
 def plan_steps(ctx: Context) -> Iterator[Fig | str]:
@@ -115,7 +122,7 @@ def draw_rank(df: pd.DataFrame, k_star: float | None):
         ax.axhline(k_star, color="0.4", ls=":", lw=1, label=f"k* = {k_star:g}")
     ax.set_xlabel("effective depth Lt")
     ax.set_ylabel("rank estimate")
-    ax.legend(loc="best", fontsize=7)
+    ps.legend(ax, *ax.get_legend_handles_labels())
     return fig
 
 
@@ -128,12 +135,13 @@ def draw_energies(df: pd.DataFrame):
     for ax, (prefix, label) in zip(axes.flat, ENERGIES):
         for run, g in df[df["metric"] == prefix].groupby("run", sort=False):
             g = g.sort_values("p")
-            ax.plot(g["p"], g["value"], "o-", ms=3, color=colors[run], label=run)
+            ax.plot(g["p"], g["value"], ms=3, **ps.marked(g["unconv"].any(), marker="o",
+                                                          color=colors[run], label=run))
         ax.set_xlabel("layer position p")
         ax.set_ylabel(label)
         if prefix != "hamiltonian/Z":
             ax.set_yscale("symlog", linthresh=1.0)
-    axes[0, 0].legend(loc="best", fontsize=7)
+    ps.legend(fig, *axes[0, 0].get_legend_handles_labels())
     return fig
 
 
@@ -150,7 +158,7 @@ def draw_steps(df: pd.DataFrame):
     ax.set_xlabel("layers L")
     ax.set_ylabel("test MSE")
     ax.set_yscale("log")
-    ax.legend(loc="best")
+    ps.legend(ax, *ax.get_legend_handles_labels(), title="model.steps")
     return fig
 
 

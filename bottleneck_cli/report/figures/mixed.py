@@ -50,7 +50,7 @@ def draw(tables: dict, d, k):
     from .. import style as ps
 
     keys = [p for p in PANELS if p[0] in tables]
-    fig, axes = ps.plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
+    fig, axes = ps.panels(1, len(keys), w=3.8, h=3.0)
     for ax, (key, title, log) in zip(axes[0], keys):
         t = tables[key]
         x, y = np.asarray(t.columns, float), np.asarray(t.index, float)
@@ -66,9 +66,8 @@ def draw(tables: dict, d, k):
         ax.set_ylim(y.min(), y.max())
         ax.set_xlabel("γσ (σ² = d^γσ)")
         ax.set_ylabel("γw (w = d^γw)")
-        ax.set_title(title, fontsize=9)
+        ps.title(ax, title, size=9)
         ax.grid(False)
-    fig.tight_layout()
     return fig
 
 
@@ -116,7 +115,8 @@ def draw_dynamics(path: str, threshold: float, top: int = 10):
             sb.append(arrays["B"][:top])
     if not steps:
         return None
-    fig, ax = ps.plt.subplots(figsize=(5.0, 3.6))
+    fig, axes = ps.panels(1, 1, w=4.2, h=3.0)
+    ax = axes[0, 0]
     sa, sb = np.array(sa), np.array(sb)
     for j in range(sa.shape[1]):
         c = ps.plt.cm.viridis(j / max(1, sa.shape[1] - 1))
@@ -125,6 +125,5 @@ def draw_dynamics(path: str, threshold: float, top: int = 10):
     ax.axhline(threshold, color="0.3", ls=":", lw=1)
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("singular values of A (GD) and B (self-consistent)")
-    fig.tight_layout()
+    ax.set_ylabel("singular values of A (GD)\nand B (self-consistent)")
     return fig

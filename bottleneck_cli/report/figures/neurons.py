@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..format import label
 from ..tables import layer_cols
-from .base import Context, Fig, styled
+from .base import Context, Fig, shown, styled
 
 
 def plan(ctx: Context) -> Iterator[Fig | str]:
@@ -96,7 +96,7 @@ def draw(df: pd.DataFrame, teacher: float | None = None, max_panels: int = 2):
     if (df.loc[df["metric"].str.startswith("loss"), "mean"] > 0).all():
         ax.set_yscale("log")
         ps.plain_log(ax.yaxis)
-    ax.legend(loc="best")
+    ps.legend(ax, *ax.get_legend_handles_labels())
     for j, setting in enumerate(panels_, 1):
         ax = axes[0, j]
         sub = df[df["setting"] == setting]
@@ -113,16 +113,16 @@ def draw(df: pd.DataFrame, teacher: float | None = None, max_panels: int = 2):
                             color=lcol[l], capsize=2, ms=5 if metric == "active" else 3,
                             mfc="none" if metric == "active" else lcol[l], label=lab)
         ax.set_ylabel("neurons")
-        ax.set_title("distinct active neuron directions" + (f"\n{setting}" if setting else ""))
+        ps.title(ax, "distinct active neuron directions" + (f"\n{setting}" if setting else ""))
         ax.set_ylim(bottom=0)
-        ax.legend(loc="best", ncol=1 if len(layers) <= 2 else 2)
+        ps.legend(ax, *ax.get_legend_handles_labels())
     for ax in axes.flat:
         ax.set_xscale("log", base=2)
         ax.set_xticks(widths if len(widths) <= 10 else widths[:: math.ceil(len(widths) / 8)])
         ax.xaxis.set_major_formatter(mticker.FuncFormatter(ps.g))
         ax.xaxis.set_minor_locator(mticker.NullLocator())
         ax.set_xlabel("width")
-    more = f" ({len(panels_)} of {len(settings)} settings)" if len(settings) > len(panels_) else ""
-    fig.suptitle("sparsity against width: mean ± std over seeds, finished runs" + more,
-                 fontsize=10)
+    more = shown(len(panels_), len(settings), "settings")
+    ps.suptitle(fig, "sparsity against width: mean ± std over seeds, finished runs"
+                + (f" ({more})" if more else ""))
     return fig

@@ -59,13 +59,17 @@ def plan(ctx: Context) -> Iterator[Fig | str]:
             yield "phase diagram: no loss metric recorded"
             return
     table, note = phase(ctx.info, cfg, finals, grid, metric)
+    flags, _ = phase(ctx.info, cfg, ctx.unconverged.astype(float).to_frame("u"), grid, "u")
     others = [k for k in swept if k not in (*grid, "seed")]
     if others:
         note += f"; averaged over {', '.join(others)}"
+    key = ctx.key()
+    if key:
+        note += "; dashed border: the cell includes unconverged runs"
     yield Fig(f"phase_{safe(grid[0])}_{safe(grid[1])}",
               f"Final {metric} over {grid[0]} × {grid[1]}",
               f"Phase diagram of the final {metric} ({note}).",
-              "phase", (table, grid[0], grid[1], metric, note))
+              "phase", (table, grid[0], grid[1], metric, note, flags > 0), key=key)
 
 
 def phase(info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame, grid: tuple[str, str],
@@ -89,16 +93,21 @@ def phase(info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame, grid: tup
 
 
 @styled
-def draw(table: pd.DataFrame, xlabel: str, ylabel: str, metric: str, note: str = ""):
+def draw(table: pd.DataFrame, xlabel: str, ylabel: str, metric: str, note: str = "",
+         unconverged: pd.DataFrame | None = None):
     """Heatmap of a final metric over two swept parameters (rows: y values, columns: x
-    values); NaN cells (all runs diverged or missing) are grey with a cross."""
+    values); NaN cells (all runs diverged or missing) are grey with a cross; cells where
+    ``unconverged`` (same shape) is set get a dashed border."""
+    from matplotlib.patches import Rectangle
+
     from matplotlib import colors as mcolors
 
     from .. import style as ps
 
     vals = table.to_numpy(float)
     ny, nx = vals.shape
-    fig, axes = ps.panels(1, 1, w=max(3.2, 0.55 * nx + 1.2), h=max(2.6, 0.4 * ny + 1.0), right=0.9)
+    fig, axes = ps.panels(1, 1, w=max(3.6, 0.55 * nx + 1.2), h=max(2.6, 0.4 * ny + 1.0),
+                          right=0.9)
     ax = axes[0, 0]
     pos = vals[np.isfinite(vals) & (vals > 0)]
     finite = vals[np.isfinite(vals)]
@@ -126,11 +135,17 @@ def draw(table: pd.DataFrame, xlabel: str, ylabel: str, metric: str, note: str =
                         color="white" if sum(rgb) < 1.5 else "black")
             else:
                 ax.text(c, r, "×", ha="center", va="center", fontsize=9, color="0.35")
+    if unconverged is not None:
+        for (r, c), bad in np.ndenumerate(unconverged.to_numpy(bool)):
+            if bad:
+                ax.add_patch(Rectangle((c - 0.45, r - 0.45), 0.9, 0.9, fill=False, lw=1.2,
+                                       ls="--", ec="white" if np.isfinite(vals[r, c]) and
+                                       sum(cmap(norm(vals[r, c]))[:3]) < 1.5 else "black"))
     cb = fig.colorbar(im, ax=ax, pad=0.03, fraction=0.08)
     cb.set_label(metric + scale)
     if scale:
         ps.log_colorbar(cb)
     else:
         cb.ax.minorticks_off()
-    ax.set_title(f"final {metric}" + (f"\n{note}" if note else ""))
+    ps.title(ax, f"final {metric}" + (f"\n{note}" if note else ""), size=8.5)
     return fig

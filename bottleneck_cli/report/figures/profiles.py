@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..tables import layer_cols
-from .base import Context, Fig, styled
+from .base import Context, Fig, sentence, shown, styled
 
 
 @dataclass(frozen=True)
@@ -49,21 +49,25 @@ PROFILES = {
 }
 
 
-def profile(info: pd.DataFrame, finals: pd.DataFrame, prefix: str) -> pd.DataFrame:
+def profile(info: pd.DataFrame, finals: pd.DataFrame, prefix: str,
+            unconverged: pd.Series | None = None) -> pd.DataFrame:
     """Final per-layer values of ``prefix`` for finished runs, aggregated over seeds by
-    (setting-without-depth, depth, layer): columns panel, depth, rel, mean, lo, hi."""
+    (setting-without-depth, depth, layer): columns panel, depth, rel, mean, lo, hi, and
+    unconv (one of the runs is unconverged, per ``unconverged``)."""
     cols = layer_cols(finals, prefix)
     fin = info.index[info["finished"] & np.isfinite(info["depth"])]
     if not cols or not len(fin):
-        return pd.DataFrame(columns=["panel", "depth", "rel", "mean", "lo", "hi"])
+        return pd.DataFrame(columns=["panel", "depth", "rel", "mean", "lo", "hi", "unconv"])
     sub = finals.loc[fin, [c for c, _ in cols]].apply(pd.to_numeric, errors="coerce")
     sub.columns = [layer for _, layer in cols]
     long = sub.stack().rename("value").reset_index()
     long.columns = ["i", "layer", "value"]
     long["panel"] = info.loc[long["i"], "others"].to_numpy()
     long["depth"] = info.loc[long["i"], "depth"].to_numpy()
-    agg = long.groupby(["panel", "depth", "layer"], sort=False)["value"].agg(
-        mean="mean", lo="min", hi="max").reset_index()
+    long["unconv"] = False if unconverged is None else unconverged.loc[long["i"]].to_numpy()
+    agg = long.groupby(["panel", "depth", "layer"], sort=False).agg(
+        mean=("value", "mean"), lo=("value", "min"), hi=("value", "max"),
+        unconv=("unconv", "any")).reset_index()
     agg["rel"] = agg["layer"] / agg["depth"]
     order = {p: j for j, p in enumerate(info.sort_values("order")["others"].unique())}
     agg["_o"] = agg["panel"].map(order)
@@ -75,16 +79,22 @@ def plan(stem: str, ctx: Context) -> Iterator[Fig | str]:
     where it needs one, the runs sweep depth); else why not."""
     p = PROFILES[stem]
     if len(ctx.depths) >= 2 or not p.depth_sweep:
-        prof = profile(ctx.info, ctx.finals, p.prefix)
+        prof = profile(ctx.info, ctx.finals, p.prefix, ctx.unconverged)
         if len(prof):
-            yield Fig(stem, p.title, p.caption, stem, (prof, p.ylabel, p.panel))
+            n = prof["panel"].nunique()
+            note = shown(min(MAX_PANELS, n), n, "settings (panels), spread evenly")
+            yield Fig(stem, p.title, p.caption + sentence(note), stem,
+                      (prof, p.ylabel, p.panel), key=ctx.key())
             return
     if p.missing:
         yield p.missing.format(sweep_note=ctx.sweep_note)
 
 
+MAX_PANELS = 3
+
+
 @styled
-def draw(df: pd.DataFrame, ylabel: str, title: str, max_panels: int = 3):
+def draw(df: pd.DataFrame, ylabel: str, title: str, max_panels: int = MAX_PANELS):
     """Lines of a per-layer quantity against relative depth l/L, one line per depth.
 
     ``df`` columns: panel (setting label), depth, rel, mean, lo, hi. One panel per
@@ -105,18 +115,19 @@ def draw(df: pd.DataFrame, ylabel: str, title: str, max_panels: int = 3):
         for depth, g in sub.groupby("depth", sort=True):
             g = g.sort_values("rel")
             ps.band(ax, g["rel"], g["mean"], g["lo"], g["hi"], colors[depth], f"L={depth:g}",
-                    marker="o" if few and len(g) <= 16 else None)
+                    marker="o" if few and len(g) <= 16 else None,
+                    unconverged="unconv" in g and g["unconv"].any())
         ax.set_xlabel("relative depth l/L")
         ax.set_ylabel(ylabel)
         ax.set_xlim(0, 1)
         ax.set_ylim(bottom=min(0, float(sub["lo"].min())) if len(sub) else 0)
-        ax.set_title(panel or title)
+        ps.title(ax, panel or title)
         ps.sparse(ax)
         if not len(sub):
             ps.empty(ax)
     if colors:
-        ps.depth_legend(fig, axes.flat[0], colors)
+        ps.depth_legend(fig, colors)
     ps.hide_unused(axes, len(panels))
-    more = f" ({len(panels)} of {len(allp)} settings)" if len(allp) > len(panels) else ""
-    fig.suptitle(title + more + ": mean over seeds, band min-max", fontsize=10)
+    more = shown(len(panels), len(allp), "settings")
+    ps.suptitle(fig, title + ": mean over seeds, band min-max" + (f" ({more})" if more else ""))
     return fig

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ...trajectory import plateaus
 from ..format import label
-from .base import Context, Fig, evenly, sortkey, styled
+from .base import Context, Fig, evenly, sentence, shown, sortkey, styled
 
 MAX_RUNS = 12  # runs per figure (spread evenly)
 MAX_K = 6  # singular values drawn
@@ -47,17 +47,21 @@ def plan(which: str, ctx: Context) -> Iterator[Fig | str]:
     opt = _runs_by(ctx, "optim.name")
     runs = evenly(sorted(opt, key=lambda r: (opt[r], r)), MAX_RUNS)
     keep = data[data["run"].isin(runs)]
+    bad = set(ctx.info.loc[ctx.unconverged, "run"])
     if which == "rank_over_time":
         yield Fig("rank_over_time", "Rank of A over training",
                   "Numerical rank of the end-to-end matrix A and its largest singular values "
-                  "against step, one line per run, coloured by optimizer (GD and SGD overlaid).",
-                  "rank_over_time", ("rank_over_time", keep, {r: opt[r] for r in runs}))
+                  "against step, one line per run, coloured by optimizer (GD and SGD overlaid)."
+                  + sentence(shown(len(runs), len(opt), "runs, spread evenly")),
+                  "rank_over_time", ("rank_over_time", keep, {r: opt[r] for r in runs},
+                                     sorted(bad & set(runs))), key=ctx.key(ctx.runs_of(runs)))
     elif which == "loss_plateaus":
         yield Fig("loss_plateaus", "Loss plateaus",
                   "Training objective against step, one panel per run; shaded: the plateaus "
                   "detected by trajectory.py (|d log loss/d step| below 5% of its "
-                  "peak).", "loss_plateaus",
-                  ("loss_plateaus", keep[keep["metric"] == "loss/train"], runs[:6]))
+                  "peak)." + sentence(shown(len(runs[:6]), len(opt), "runs")), "loss_plateaus",
+                  ("loss_plateaus", keep[keep["metric"] == "loss/train"], runs[:6],
+                   sorted(bad & set(runs[:6]))), key=ctx.key(ctx.runs_of(runs[:6])))
     else:
         yield from _plan_staircase(ctx)
 
@@ -93,7 +97,7 @@ def draw(which: str, *args):
 
 
 @styled
-def draw_rank(df: pd.DataFrame, opt: dict):
+def draw_rank(df: pd.DataFrame, opt: dict, unconverged: list = ()):
     from .. import style as ps
 
     fig, axes = ps.panels(1, 2, w=3.6, h=2.6)
@@ -104,21 +108,23 @@ def draw_rank(df: pd.DataFrame, opt: dict):
         lab = None if opt[run] in seen else opt[run]
         seen.add(opt[run])
         r = g[g["metric"] == "rank/A"].sort_values("step")
-        axes[0, 0].step(r["step"], r["value"], where="post", color=c, alpha=0.7, label=lab)
+        no = run in unconverged
+        axes[0, 0].step(r["step"], r["value"], where="post", alpha=0.7,
+                        **ps.marked(no, color=c, label=lab))
         for k in range(1, MAX_K + 1):
             s = g[g["metric"] == f"sval/A/{k}"].sort_values("step")
-            axes[0, 1].plot(s["step"], s["value"], color=c, alpha=0.5, lw=0.8)
+            axes[0, 1].plot(s["step"], s["value"], alpha=0.5, lw=0.8, **ps.marked(no, color=c))
     axes[0, 0].set_ylabel("rank(A)")
     axes[0, 1].set_ylabel("singular values of A")
     axes[0, 1].set_yscale("symlog", linthresh=1e-2)
     for ax in axes[0]:
         ax.set_xlabel("step")
-    axes[0, 0].legend(loc="best")
+    ps.legend(fig, *axes[0, 0].get_legend_handles_labels())
     return fig
 
 
 @styled
-def draw_plateaus(df: pd.DataFrame, runs: list):
+def draw_plateaus(df: pd.DataFrame, runs: list, unconverged: list = ()):
     from .. import style as ps
 
     runs = [r for r in runs if (df["run"] == r).any()] or runs[:1]
@@ -129,12 +135,12 @@ def draw_plateaus(df: pd.DataFrame, runs: list):
         if not len(g):
             ps.empty(ax)
             continue
-        ax.plot(g["step"], g["value"], color="k", lw=1)
+        ax.plot(g["step"], g["value"], lw=1, **ps.marked(run in unconverged, color="k"))
         for a, b in plateaus(g["step"].to_numpy(), g["value"].to_numpy()):
             ax.axvspan(a, b, color="tab:orange", alpha=0.25, lw=0)
         if (g["value"] > 0).all():
             ax.set_yscale("log")
-        ax.set_title(run[-28:], fontsize=7)
+        ps.title(ax, run, size=7)
         ax.set_xlabel("step")
     axes[0, 0].set_ylabel("loss/train")
     return fig
@@ -157,5 +163,5 @@ def draw_staircase(df: pd.DataFrame, init: str):
     ax.set_ylabel("rise step")
     ax.set_yscale("symlog", linthresh=100)
     ax.set_ylim(bottom=0)
-    ax.legend(loc="best")
+    ps.legend(ax, *ax.get_legend_handles_labels())
     return fig

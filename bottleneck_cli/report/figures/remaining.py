@@ -13,7 +13,7 @@ import pandas as pd
 
 from ... import rundir as rd
 from ..load import Run
-from .base import Context, Fig, styled
+from .base import Context, Fig, sentence, shown, styled
 
 MAX_SPECTRA = 64  # runs whose spectra are read for the near-one figure
 
@@ -24,17 +24,22 @@ def plan(ctx: Context) -> Iterator[Fig | str]:
         yield (f"size of the remaining singular values against L: needs a depth sweep "
                f"({ctx.sweep_note})")
         return
+    chosen = items(ctx.runs, ctx.info, ctx.unconverged)
+    n = int((ctx.info["finished"] & np.isfinite(ctx.info["depth"])).sum())
     yield Fig(
         "near_one_rest", "Singular values away from one against depth",
         "Root-sum-square of the weight singular values with |s − 1| > δ, per middle "
         "layer (l/L in [0.25, 0.75]), against L, with an L^(-1/2) reference line "
-        "(the theory: O(L^(-1/2))).",
-        "near_one_rest", (items(ctx.runs, ctx.info),))
+        "(the theory: O(L^(-1/2)))."
+        + sentence(shown(len(chosen), n, "finished runs, round robin over setting and depth")),
+        "near_one_rest", (chosen,), key=ctx.key([c[5] for c in chosen]))
 
 
-def items(runs: list[Run], info: pd.DataFrame) -> list[tuple]:
-    """(path, setting, depth, delta) of the finished runs that feed the near-one figure:
-    at most MAX_SPECTRA, round robin over the (setting, depth) groups."""
+def items(runs: list[Run], info: pd.DataFrame, unconverged: pd.Series | None = None
+          ) -> list[tuple]:
+    """(path, setting, depth, delta, unconverged, row of ``info``) of the finished runs
+    that feed the near-one figure: at most MAX_SPECTRA, round robin over the (setting,
+    depth) groups."""
     fin = info[info["finished"] & np.isfinite(info["depth"])]
     groups = [list(g.index) for _, g in fin.groupby(["others", "depth"], sort=False)]
     chosen: list[int] = []
@@ -43,7 +48,8 @@ def items(runs: list[Run], info: pd.DataFrame) -> list[tuple]:
         if len(chosen) >= MAX_SPECTRA:
             break
     return [(runs[i].path, info.at[i, "others"], info.at[i, "depth"],
-             float((runs[i].config.get("metrics") or {}).get("near_one_delta", 0.5)))
+             float((runs[i].config.get("metrics") or {}).get("near_one_delta", 0.5)),
+             bool(unconverged is not None and unconverged.at[i]), i)
             for i in chosen[:MAX_SPECTRA]]
 
 
@@ -63,7 +69,7 @@ def remaining(items: list[tuple]) -> pd.DataFrame:
     averaged (in square) over the middle layers l/L in [0.25, 0.75]; mean/std over seeds
     per (setting, depth). Runs without spectra drop out."""
     rows = []
-    for path, setting, depth, delta in items:
+    for path, setting, depth, delta, unconv, _ in items:
         try:
             ws = _last_weight_spectra(path)
         except Exception:  # noqa: BLE001 - a run without spectra just drops out
@@ -74,11 +80,12 @@ def remaining(items: list[tuple]) -> pd.DataFrame:
         mid = [s for layer, s in ws if 0.25 <= layer / L <= 0.75] or [s for _, s in ws]
         sq = [float(np.sum(np.where(np.abs(s - 1) > delta, s, 0.0) ** 2)) for s in mid]
         rows.append({"setting": setting, "depth": depth, "value": math.sqrt(float(np.mean(sq))),
-                     "delta": delta})
+                     "delta": delta, "unconv": unconv})
     if not rows:
-        return pd.DataFrame(columns=["setting", "depth", "mean", "std", "delta"])
+        return pd.DataFrame(columns=["setting", "depth", "mean", "std", "delta", "unconv"])
     return pd.DataFrame(rows).groupby(["setting", "depth"], sort=False).agg(
-        mean=("value", "mean"), std=("value", "std"), delta=("delta", "first")).reset_index()
+        mean=("value", "mean"), std=("value", "std"), delta=("delta", "first"),
+        unconv=("unconv", "any")).reset_index()
 
 
 def figure(items: list[tuple]):
@@ -103,6 +110,7 @@ def draw(df: pd.DataFrame, delta: float):
         g = g.sort_values("depth")
         ax.errorbar(g["depth"], g["mean"], yerr=g["std"].fillna(0), fmt="o-",
                     color=colors[setting], capsize=2, label=setting or "all runs")
+        ps.hollow(ax, g["depth"], g["mean"], g["unconv"], colors[setting])
     ok = df[np.isfinite(df["mean"]) & (df["mean"] > 0)]
     if len(ok):
         L = np.geomspace(ok["depth"].min(), ok["depth"].max(), 50)
@@ -114,5 +122,5 @@ def draw(df: pd.DataFrame, delta: float):
     ax.set_xlabel("depth L")
     ax.set_ylabel(f"size of s_i with |s_i − 1| > {delta:g}")
     ax.set_title("weight singular values away from 1\n(root-sum-square per middle layer)")
-    ax.legend(loc="best")
+    ps.legend(fig, *ax.get_legend_handles_labels())
     return fig

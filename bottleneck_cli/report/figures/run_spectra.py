@@ -43,7 +43,7 @@ def plan(ctx: Context) -> Iterator[Fig | str]:
         yield Fig(f"run_{k:03d}_{safe(r.name)}", f"Run {r.name}",
                   "Weight and representation singular values per layer (log colour; "
                   "grey: none) and ranks against layer, at the last recorded step.",
-                  "run_spectra", (light,))
+                  "run_spectra", (light,), key=ctx.key([i]))
     n_read = sum(1 for r in runs if r.status != "unreadable")
     if n_read > len(chosen):
         png_only = ", as PNG only" if len(runs) > per_run_max else ""
@@ -97,9 +97,11 @@ def figure(run: Run):
                  np.array([_num_rank(s, atol, rtol) for _, s in fallback], float))
         if v is not None:
             ranks[name] = v
-    title = run.name + (f"  [{run.status}]" if run.status != "finished" else "")
+    unconverged = run.final.get("converged") == 0
+    title = run.name + (f"  [{run.status}]" if run.status != "finished" else "") + \
+        ("  [not converged]" if unconverged else "")
     return draw(title, [s for _, s in groups["W"]], [s for _, s in groups[z_key]], z_label,
-                ranks)
+                ranks, unconverged)
 
 
 # ---- drawing ---------------------------------------------------------------------
@@ -156,23 +158,24 @@ def _sv_heatmap(fig, ax, svals: Sequence[np.ndarray], title: str, first_layer: i
 
 @styled
 def draw(name: str, w_svals: Sequence[np.ndarray], z_svals: Sequence[np.ndarray],
-         z_label: str, ranks: dict[str, tuple[np.ndarray, np.ndarray]]):
+         z_label: str, ranks: dict[str, tuple[np.ndarray, np.ndarray]],
+         unconverged: bool = False):
     """One run: weight and representation singular values (layer x index heatmaps, log
-    colour) and ranks against layer. ``ranks`` maps a label to (layers, values)."""
+    colour) and ranks against layer (dashed, hollow when ``unconverged``). ``ranks`` maps
+    a label to (layers, values)."""
     from matplotlib import ticker as mticker
 
     from .. import style as ps
 
-    fig, axes = ps.panels(1, 3, w=3.4, h=2.9, right=0.0)
-    fig.subplots_adjust(wspace=0.62)
+    fig, axes = ps.panels(1, 3, w=3.4, h=2.9)
     _sv_heatmap(fig, axes[0, 0], w_svals, "weights W_l")
     _sv_heatmap(fig, axes[0, 1], z_svals, f"representations Z_l ({z_label})")
     ax = axes[0, 2]
     markers = "osD^v"
     for k, (label, (x, y)) in enumerate(ranks.items()):
-        ax.plot(x, y, marker=markers[k % len(markers)], label=label)
+        ax.plot(x, y, **ps.marked(unconverged, marker=markers[k % len(markers)], label=label))
     if ranks:
-        ax.legend(loc="best")
+        ps.legend(ax, *ax.get_legend_handles_labels())
         ax.set_ylim(bottom=0)
     else:
         ps.empty(ax)
@@ -181,7 +184,7 @@ def draw(name: str, w_svals: Sequence[np.ndarray], z_svals: Sequence[np.ndarray]
     ax.set_title("ranks per layer")
     ax.xaxis.set_major_locator(mticker.MaxNLocator(nbins=5, integer=True))
     ax.yaxis.set_major_locator(mticker.MaxNLocator(nbins=4, integer=True))
-    fig.suptitle(name, fontsize=9)
+    ps.suptitle(fig, name, size=9)
     return fig
 
 

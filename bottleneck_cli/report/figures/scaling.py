@@ -160,7 +160,7 @@ def draw_fit(pts: pd.DataFrame, rates: pd.DataFrame):
     ax.set_yscale("log")
     ax.set_xlabel("training set size N")
     ax.set_ylabel("test error")
-    ax.legend(loc="best", fontsize=6)
+    ps.legend(fig, *ax.get_legend_handles_labels(), title="setting: rate")
     return fig
 
 
@@ -181,7 +181,7 @@ def draw_heatmap(rates: pd.DataFrame):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
         ax.set_xlabel("ν_h")
         ax.set_ylabel("ν_g")
-        ax.set_title(panel, fontsize=8)
+        ps.title(ax, panel, size=8)
         fig.colorbar(im, ax=ax, label="rate")
     return fig
 
@@ -202,8 +202,8 @@ def draw_arch(pts: pd.DataFrame):
         ax.set_yscale("log")
         ax.set_xlabel("N")
         ax.set_ylabel("test error")
-        ax.set_title(panel, fontsize=8)
-    axes[0, 0].legend(loc="best", fontsize=7)
+        ps.title(ax, panel, size=8)
+    ps.legend(fig, *axes[0, 0].get_legend_handles_labels())
     return fig
 
 

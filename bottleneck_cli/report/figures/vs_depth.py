@@ -36,31 +36,34 @@ def plan(stem: str, ctx: Context) -> Iterator[Fig | str]:
         return
     yield Fig(stem, title, f"{title} (final values, mean ± std over seeds, one line per "
                            f"setting).",
-              stem, (vs_depth(ctx.info, ctx.finals, present),
-                     [(k, labels[k]) for k in present], title))
+              stem, (vs_depth(ctx.info, ctx.finals, present, ctx.unconverged),
+                     [(k, labels[k]) for k in present], title), key=ctx.key())
 
 
-def vs_depth(info: pd.DataFrame, finals: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Final ``keys`` of finished runs per (setting, depth): mean and std over seeds."""
+def vs_depth(info: pd.DataFrame, finals: pd.DataFrame, keys: list[str],
+             unconverged: pd.Series | None = None) -> pd.DataFrame:
+    """Final ``keys`` of finished runs per (setting, depth): mean and std over seeds, and
+    unconv (one of them is unconverged, per ``unconverged``)."""
     fin = info[info["finished"] & np.isfinite(info["depth"])]
     parts = []
     for key in keys:
         d = fin[["others", "depth"]].copy()
         d["value"] = pd.to_numeric(finals.loc[fin.index, key], errors="coerce")
-        g = d.groupby(["others", "depth"], sort=False)["value"].agg(["mean", "std"]).reset_index()
+        d["unconv"] = False if unconverged is None else unconverged.loc[fin.index]
+        g = d.groupby(["others", "depth"], sort=False).agg(
+            mean=("value", "mean"), std=("value", "std"), unconv=("unconv", "any")).reset_index()
         g["metric"] = key
         parts.append(g.rename(columns={"others": "setting"}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["setting", "depth", "mean", "std", "metric"])
+        columns=["setting", "depth", "mean", "std", "unconv", "metric"])
 
 
 @styled
 def draw(df: pd.DataFrame, metrics: Sequence[tuple[str, str]], title: str):
     """Final metrics against depth, one panel per metric, one line per setting.
 
-    ``df`` columns: setting, metric, depth, mean, std."""
+    ``df`` columns: setting, metric, depth, mean, std, unconv (optional: hollow points)."""
     from .. import style as ps
-
 
     fig, axes = ps.panels(1, len(metrics), w=3.6, h=2.9)
     colors = ps.cat_colors(df["setting"])
@@ -68,15 +71,16 @@ def draw(df: pd.DataFrame, metrics: Sequence[tuple[str, str]], title: str):
         sub = df[df["metric"] == key]
         for setting, g in sub.groupby("setting", sort=False):
             g = g.sort_values("depth")
-            ax.errorbar(g["depth"], g["mean"], yerr=g["std"].fillna(0), fmt="o-",
-                        color=colors[setting], capsize=2, label=setting or None)
+            ax.plot(g["depth"], g["mean"], color=colors[setting], label=setting or None)
+            ax.errorbar(g["depth"], g["mean"], yerr=g["std"].fillna(0), ls="none",
+                        color=colors[setting], capsize=2, marker="o")
+            ps.hollow(ax, g["depth"], g["mean"], g.get("unconv", False), colors[setting])
         ax.set_xlabel("depth L")
         ax.set_ylabel(label)
         ps.sparse(ax)
         if not len(sub):
             ps.empty(ax)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    if labels:
-        axes[0, 0].legend(loc="best")
-    fig.suptitle(title + " (mean ± std over seeds)", fontsize=10)
+    ps.legend(fig, *axes[0, 0].get_legend_handles_labels())
+    ps.suptitle(fig, title + " (mean ± std over seeds)")
     return fig
+
