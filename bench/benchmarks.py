@@ -965,6 +965,7 @@ def bench_matern(opts: Opts) -> Section:
 
 
 from completion_bench import bench_completion, bench_rank_cost  # noqa: E402
+from speed_bench import bench_first_step  # noqa: E402
 
 BENCHMARKS = {
     "step": bench_step,
@@ -973,6 +974,7 @@ BENCHMARKS = {
     "sweep": bench_sweep,
     "metrics": bench_metrics,
     "help": bench_help,
+    "first_step": bench_first_step,
     "compile": bench_compile,
     "report": bench_report,
     "gpu": bench_gpu,

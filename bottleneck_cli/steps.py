@@ -129,8 +129,8 @@ def gradient_norms(model, params, grads) -> dict:
 
 
 def make_evaluate(cfg, model, stage, info):
-    """``evaluate(state, params0, hyper, data)``: losses and raw spectra of every member
-    (``params0``: the initial parameters, for the distance from initialisation), packed
+    """``evaluate(params, step, params0, hyper, data)``: losses and raw spectra of every
+    member (``params0``: the initial parameters, for the distance from initialisation), packed
     into one (members, total) array whose layout is ``evaluate.layout``."""
     from .metrics import raw_spectra
     from .cohort import _pack
@@ -166,9 +166,9 @@ def make_evaluate(cfg, model, stage, info):
 
     layout: dict = {}
 
-    def evaluate(state, params0, hyper, data):
-        out = jax.vmap(member_eval, in_axes=(0, 0, 0, 0, None))(
-            state["params"], params0, hyper, data, state["step"])
+    def evaluate(params, step, params0, hyper, data):
+        out = jax.vmap(member_eval, in_axes=(0, 0, 0, 0, None))(params, params0, hyper, data,
+                                                                 step)
         return _pack(out, layout)
 
     evaluate.layout = layout
