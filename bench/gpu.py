@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         parts = [(batching, ([2, 4], (2, 8, 32), 0.05)), (step, ([(2, 8, 32)], 0.02, 2, device)),
                  (first_step, (["depth=2", "width=4", "task.n_train=16", "task.n_test=8"], 1))]
     else:
-        sizes = list(dict.fromkeys([*STEP_SIZES, (24, 200, 2048), (48, 64, 512)]))
+        sizes = STEP_SIZES
         parts = [(batching, (MEMBERS, BATCH_SHAPE, 1.0)), (step, (sizes, 0.25, 3, device)),
                  (first_step, ([], 2))]
     for fn, fn_args in parts:

@@ -22,22 +22,53 @@ from .optim import Stage, stage_at, stages
 
 class Program:
     """A jitted function shared by every cohort of one shape. Its first call (trace and
-    compile) holds a lock, so lanes training side by side compile it once. ``layout``:
-    what ``_pack`` recorded while tracing, if the function packs its outputs."""
+    compile) holds a lock, so lanes training side by side compile it once; ``ahead``
+    compiles it in a background thread instead, so that the step does not wait for the
+    metrics program. ``layout``: what ``_pack`` recorded while tracing, if the function
+    packs its outputs."""
 
     def __init__(self, fn, **jit_options):
         import jax
 
         self.fn, self.lock, self.ready = jax.jit(fn, **jit_options), threading.Lock(), False
         self.layout = getattr(fn, "layout", None)
+        self._compiled = None  # a Future of the ahead-of-time compiled program
+
+    def ahead(self, *args) -> None:
+        """Trace and compile for ``args``' shapes in a background thread (XLA's compile
+        releases the GIL and is thread-safe); the next call waits for it."""
+        with self.lock:
+            if self.ready or self._compiled is not None:
+                return
+            self._compiled = _background().submit(lambda: self.fn.lower(*args).compile())
 
     def __call__(self, *args):
         if self.ready:
             return self.fn(*args)
         with self.lock:
-            out = self.fn(*args)
+            if self._compiled is not None:
+                try:
+                    out = self._compiled.result()(*args)
+                except TypeError:  # arguments of other shapes than compiled for
+                    out = self.fn(*args)
+                self._compiled = None
+            else:
+                out = self.fn(*args)
             self.ready = True
         return out
+
+
+_POOL: list = []
+
+
+def _background():
+    """One worker thread for ahead-of-time compiles (started on first use)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _PROGRAMS_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="bncli-compile"))
+    return _POOL[0]
 
 
 _PROGRAMS: dict[str, tuple[Program, Program]] = {}  # oldest first
@@ -169,7 +200,8 @@ class Cohort:
 
         self.stage = stage
         self.tx = direction(self.cfg.optim, stage.name)
-        opt = jax.vmap(self.tx.init)(params)
+        # one jitted program rather than a dispatch (and a compile) per operation
+        opt = jax.jit(jax.vmap(self.tx.init))(params)
         self.opt_treedef = jax.tree_util.tree_structure(opt)
         self.state["opt"] = opt
 
@@ -269,14 +301,23 @@ class Cohort:
                 self.state["params"] = self._host_update(self.state["params"], self.data,
                                                          self.state["alive"])
 
-    def evaluate(self) -> list[tuple[dict, dict]]:
-        """Per member: (scalar metrics, raw singular-value arrays)."""
+    def _evaluate_args(self, initial: bool) -> tuple:
+        params, step = (self.params0, np.zeros((), np.int32)) if initial else \
+            (self.state["params"], self.state["step"])
+        return params, step, self.params0, self.hyper, self.data
+
+    def evaluate_ahead(self) -> None:
+        """Compile the metrics program in the background (the first step does not need it)."""
+        self._evaluate.ahead(*self._evaluate_args(True))
+
+    def evaluate(self, initial: bool = False) -> list[tuple[dict, dict]]:
+        """Per member: (scalar metrics, raw singular-value arrays); ``initial``: of the
+        initial parameters at step 0 (kept as ``params0``) rather than the current state."""
         import jax
 
         from . import metrics as spectra
 
-        flat = np.asarray(jax.device_get(self._evaluate(self.state, self.params0, self.hyper,
-                                                        self.data)))
+        flat = np.asarray(jax.device_get(self._evaluate(*self._evaluate_args(initial))))
         raw = _unpack(flat, self._evaluate.layout)
         out = []
         for i, m in enumerate(self.members):

@@ -1,7 +1,7 @@
 """The compiled functions of a cohort: the training chunk and the metrics evaluation.
 
-``member_step`` is one optimizer step of one member (pure; ``jax.vmap`` maps it over the
-cohort); ``make_chunk`` runs many steps per call with ``lax.fori_loop``; ``make_evaluate``
+``member_step`` is one optimizer step of one member (pure; ``jax.vmap`` maps it over a
+cohort of several); ``make_chunk`` runs many steps per call with ``lax.fori_loop``; ``make_evaluate``
 computes one metrics record per member and packs every output into one buffer.
 """
 
@@ -77,21 +77,39 @@ def make_member_step(cfg, model, tx, stage, info):
 
 
 def make_chunk(cfg, model, tx, stage, info):
-    """``chunk(state, hyper, data, n)``: n steps of every member (one compiled program)."""
-    stepped = jax.vmap(make_member_step(cfg, model, tx, stage, info),
-                       in_axes=(0, 0, 0, 0, 0, 0, None))
+    """``chunk(state, hyper, data, n)``: n steps of every member (one compiled program).
+    A cohort of one runs its member's step without ``vmap``: XLA:CPU runs the plain
+    matmuls of one member faster than batched matmuls with a batch of one."""
+    member_step = make_member_step(cfg, model, tx, stage, info)
+    stepped = jax.vmap(member_step, in_axes=(0, 0, 0, 0, 0, 0, None))
+    carried = ("params", "opt", "alive", "div_step")
 
     def chunk(state, hyper, data, n):
         train = {k: v for k, v in data.items() if k in ("x", "y", "mask", "obs")}
+        single = state["alive"].shape[0] == 1
+        step_fn = member_step if single else stepped
+        if single:
+            state, hyper, train = _squeeze(state, carried), _squeeze(hyper), _squeeze(train)
 
         def body(_, st):
-            p, o, a, d = stepped(st["params"], st["opt"], st["alive"], st["div_step"],
-                                 hyper, train, st["step"])
+            p, o, a, d = step_fn(*(st[k] for k in carried), hyper, train, st["step"])
             return {"params": p, "opt": o, "alive": a, "div_step": d, "step": st["step"] + 1}
 
-        return jax.lax.fori_loop(0, n, body, state)
+        out = jax.lax.fori_loop(0, n, body, state)
+        return _expand(out, carried) if single else out
 
     return chunk
+
+
+def _squeeze(tree: dict, keys=None) -> dict:
+    """The member axis of a cohort of one dropped (from ``keys``, or every entry)."""
+    return {k: jax.tree_util.tree_map(lambda a: a[0], v) if keys is None or k in keys else v
+            for k, v in tree.items()}
+
+
+def _expand(tree: dict, keys) -> dict:
+    return {k: jax.tree_util.tree_map(lambda a: a[None], v) if k in keys else v
+            for k, v in tree.items()}
 
 
 def _norm(tree):
@@ -111,8 +129,8 @@ def gradient_norms(model, params, grads) -> dict:
 
 
 def make_evaluate(cfg, model, stage, info):
-    """``evaluate(state, params0, hyper, data)``: losses and raw spectra of every member
-    (``params0``: the initial parameters, for the distance from initialisation), packed
+    """``evaluate(params, step, params0, hyper, data)``: losses and raw spectra of every
+    member (``params0``: the initial parameters, for the distance from initialisation), packed
     into one (members, total) array whose layout is ``evaluate.layout``."""
     from .metrics import raw_spectra
     from .cohort import _pack
@@ -148,9 +166,9 @@ def make_evaluate(cfg, model, stage, info):
 
     layout: dict = {}
 
-    def evaluate(state, params0, hyper, data):
-        out = jax.vmap(member_eval, in_axes=(0, 0, 0, 0, None))(
-            state["params"], params0, hyper, data, state["step"])
+    def evaluate(params, step, params0, hyper, data):
+        out = jax.vmap(member_eval, in_axes=(0, 0, 0, 0, None))(params, params0, hyper, data,
+                                                                 step)
         return _pack(out, layout)
 
     evaluate.layout = layout

@@ -25,6 +25,7 @@ from .convergence import Tracker, balance_identity, verdict
 from . import trajectory
 from .optim import final_objective_from, stages
 from .resume import load_start
+from .startup import first_step_done
 from .stopflag import StopFlag
 
 
@@ -130,15 +131,21 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
         progress.start_batch([m.run.path.name for m in members], start, cfg.steps)
     t0 = time.perf_counter() - batch.elapsed.max(initial=0.0)
 
+    # The step-0 record evaluates the initial parameters (kept as params0) after the first
+    # chunk: the first step waits neither for it nor for the metrics program's compile.
+    batch.evaluate_ahead()
+    initial = start == 0
     with (nullcontext(stop) if stop is not None else StopFlag()) as stop:
         latest = [None] * n  # each member's last metrics record, for the progress display
-        if start == 0:
-            _record(batch, 0, statuses, latest=latest)
         for b in boundaries(cfg, start):
             batch.run_to(b)
             batch.advance_stage()
             alive = np.asarray(jax.device_get(batch.state["alive"]))
             batch.elapsed[:] = time.perf_counter() - t0
+            first_step_done()
+            if initial:
+                _record(batch, 0, statuses, initial=True, latest=latest)
+                initial = False
             newly_dead = [i for i in range(n) if statuses[i] == "running" and not alive[i]]
             if b in marks:
                 _record(batch, b, statuses, skip=newly_dead, latest=latest)
@@ -161,6 +168,8 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
                 raise Interrupted(f"stopped by signal {stop.signal} at step {b}")
             if "running" not in statuses:
                 break
+        if initial:  # no step to train (steps=0)
+            _record(batch, 0, statuses, initial=True, latest=latest)
         host = jax.device_get(batch.state)
         for i in range(n):
             if statuses[i] == "running":
@@ -194,10 +203,12 @@ def _stop_converged(batch: Batch, step: int, statuses: list[str]) -> None:
     batch.state["alive"] = jax.numpy.asarray(alive)
 
 
-def _record(batch: Batch, step: int, statuses: list[str], skip=(), latest=None) -> None:
+def _record(batch: Batch, step: int, statuses: list[str], skip=(), initial=False,
+            latest=None) -> None:
     """Evaluate and append one metrics record (and spectra) per running member, with its
-    convergence diagnostics (convergence.py); each also goes into ``latest[i]``."""
-    for i, (record, arrays) in enumerate(batch.evaluate()):
+    convergence diagnostics (convergence.py); ``initial``: step 0's, of the initial
+    parameters, at time 0; each record also goes into ``latest[i]``."""
+    for i, (record, arrays) in enumerate(batch.evaluate(initial)):
         if statuses[i] != "running" or i in skip:
             continue
         if not np.isfinite(record["loss/train"]):
@@ -205,7 +216,8 @@ def _record(batch: Batch, step: int, statuses: list[str], skip=(), latest=None) 
         record.update(batch.trackers[i].update(step, record))
         run = batch.members[i].run
         run.write_spectra(step, arrays)
-        run.append_metrics([{"step": step, "time": round(float(batch.elapsed[i]), 4), **record}])
+        elapsed = 0.0 if initial else round(float(batch.elapsed[i]), 4)
+        run.append_metrics([{"step": step, "time": elapsed, **record}])
         if latest is not None:
             latest[i] = record
 

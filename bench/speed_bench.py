@@ -1,0 +1,88 @@
+"""Start-up and whole-run benchmarks: time to the first training step of a default
+``bncli train`` (warm and cold compilation cache, against ``python -c "import jax"``), and
+a default run's wall time against a minimal plain-JAX script (``plain_run.py``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from results import TODO, Section, Target
+from timing import ROOT, bench_env, bncli, median, python, run_timed
+
+
+def _first_step(args: list[str], env: dict[str, str], stamp: Path, limit_s: float = 300.0):
+    """Seconds from launching ``args`` to the first completed training step (the time the
+    trainer writes to ``BNCLI_FIRST_STEP_FILE``); the process is then stopped (SIGTERM:
+    it checkpoints and exits)."""
+    stamp.unlink(missing_ok=True)
+    env = bench_env(**env, BNCLI_FIRST_STEP_FILE=str(stamp))
+    t0 = time.time()
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        while not stamp.exists() or not stamp.read_text().strip():
+            if proc.poll() is not None:
+                raise RuntimeError(f"bncli exited {proc.returncode} before its first step: "
+                                   + (proc.stderr.read().strip().splitlines() or [""])[-1])
+            if time.time() - t0 > limit_s:
+                raise RuntimeError(f"no first step within {limit_s:.0f} s")
+            time.sleep(0.005)
+        return float(stamp.read_text()) - t0
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+
+
+def bench_first_step(opts) -> Section:
+    from benchmarks import _fresh, _list, _shell
+
+    repeats = 2 if opts.quick else 5
+    extra = ["experiment=tiny"] if opts.quick else []
+    warm = _fresh(opts, "first-step-warm-cache")
+    stamp = _fresh(opts, "first-step") / "stamp"
+    jax_args = python("-c", "import jax")
+
+    def train(cache: Path, tag: str) -> list[str]:
+        return bncli("train", *extra, f"out={_fresh(opts, 'first-step-runs-' + tag)}", "name=r")
+
+    _first_step(train(warm, "fill"), {"BNCLI_JAX_CACHE": str(warm)}, stamp)  # fills the cache
+    run_timed(jax_args)  # the file cache
+    t: dict[str, list[float]] = {"import jax": [], "warm": [], "cold": []}
+    for r in range(repeats):  # interleaved
+        t["import jax"].append(run_timed(jax_args)[0])
+        t["warm"].append(_first_step(train(warm, f"w{r}"), {"BNCLI_JAX_CACHE": str(warm)}, stamp))
+        cold = _fresh(opts, f"first-step-cold-cache-{r}")
+        t["cold"].append(_first_step(train(cold, f"c{r}"), {"BNCLI_JAX_CACHE": str(cold)}, stamp))
+    med = {k: median(v) for k, v in t.items()}
+    jax_s = med["import jax"]
+    sec = Section(
+        "first_step", "time to the first training step of a default `bncli train`",
+        "Wall time from launching a default `bncli train` (depth 12, width 64, N = 256, 5,000 "
+        "steps, default metrics) to the end of its first training step (the trainer writes "
+        "that moment to `$BNCLI_FIRST_STEP_FILE`; the run is then stopped), with a warm "
+        "compilation cache (filled by one untimed run) and a cold one (an empty "
+        f"`BNCLI_JAX_CACHE` per repeat); against `python -c \"import jax\"`. {repeats} "
+        "interleaved repeats, medians. The step-0 metrics record (and the metrics program's "
+        "compile, started in a background thread) comes after the first step.",
+        header=["variant", "median", "× import jax", "all repeats"],
+        rows=[[k, f"{med[k]:.2f} s", f"{med[k] / jax_s:.2f}×", _list(v)] for k, v in t.items()],
+        commands=[_shell(train(warm, "w0"), {"BNCLI_JAX_CACHE": "$TMP/first-step-warm-cache",
+                                             "BNCLI_FIRST_STEP_FILE": "$TMP/first-step/stamp"}),
+                  _shell(jax_args)])
+    why = (f"`import jax` alone takes {jax_s:.2f} s in this run (about 1 s on a quiet machine): "
+           "the machine is loaded; compare the ratio to it.")
+    sec.targets = [
+        Target("first step, warm cache", med["warm"], "<=", 2.0, unit=" s", why_miss=why),
+        Target("first step, cold cache", med["cold"], "<=", 4.0, unit=" s", why_miss=why),
+        Target("first step, warm cache / import jax (2 s at 1 s)", med["warm"] / jax_s, "<=",
+               2.0, why_miss=TODO),
+        Target("first step, cold cache / import jax (4 s at 1 s)", med["cold"] / jax_s, "<=",
+               4.0, why_miss=TODO),
+    ]
+    return sec
