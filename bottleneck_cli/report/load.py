@@ -17,7 +17,8 @@ import yaml
 
 from .. import rundir as rd
 from .closed import closed_forms
-from .yaml import load_config_text
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where installed
 
 
 class ReportError(Exception):
@@ -99,10 +100,7 @@ def _fill_run(run: Run) -> None:
     if run.status == "corrupt":
         unreadable.append("status.json is damaged")
     try:
-        cfg = load_config_text(d.file(rd.CONFIG).read_text())
-        if not isinstance(cfg, dict):
-            raise ValueError("not a mapping")
-        run.config = cfg
+        run.config = read_config(d.path, run.problems)
     except FileNotFoundError:
         unreadable.append("no config.yaml")
     except (yaml.YAMLError, ValueError, OSError) as exc:
@@ -133,6 +131,27 @@ def _fill_run(run: Run) -> None:
     if run.status == "finished" and not len(run.values):
         run.problems.append("no metrics recorded")
     _fill_closed(run)
+
+
+def read_config(path: Path, problems: list | None = None) -> dict:
+    """The resolved config of the run folder at ``path``: its ``config.json``, or where
+    there is none (a run of an earlier bncli) or it is damaged (noted in ``problems``)
+    its ``config.yaml``. FileNotFoundError, ValueError or yaml.YAMLError when neither
+    holds a mapping."""
+    try:
+        cfg = rd.read_json(Path(path) / rd.CONFIG_JSON)
+        if isinstance(cfg, dict):
+            return cfg
+        raise ValueError("not a mapping")
+    except FileNotFoundError:
+        pass
+    except (ValueError, OSError) as exc:
+        if problems is not None:
+            problems.append(f"config.json is damaged, config.yaml read instead ({exc})")
+    cfg = yaml.load((Path(path) / rd.CONFIG).read_text(), Loader=_YAML_LOADER)
+    if not isinstance(cfg, dict):
+        raise ValueError("not a mapping")
+    return cfg
 
 
 def _fill_closed(run: Run) -> None:
