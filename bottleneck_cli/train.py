@@ -22,7 +22,7 @@ import numpy as np
 from . import rundir as rd
 from .cohort import Batch, Cohort, forget_programs  # noqa: F401  (re-exported)
 from .convergence import Tracker, balance_identity, verdict
-from . import trajectory
+from . import tbevents, trajectory
 from .optim import stages
 from .resume import load_start
 from .stopflag import StopFlag
@@ -202,7 +202,9 @@ def _record(batch: Batch, step: int, statuses: list[str], skip=()) -> None:
         record.update(batch.trackers[i].update(step, record))
         run = batch.members[i].run
         run.write_spectra(step, arrays)
-        run.append_metrics([{"step": step, "time": round(float(batch.elapsed[i]), 4), **record}])
+        entry = {"step": step, "time": round(float(batch.elapsed[i]), 4), **record}
+        run.append_metrics([entry])
+        tbevents.record(batch.members[i], entry, arrays)
 
 
 def configure_jax(float64: bool) -> None:
