@@ -87,7 +87,17 @@ def load_run(path: Path, name: str) -> Run:
     except Exception as exc:  # noqa: BLE001 - one bad run must not stop the report
         run.status = "unreadable"
         run.problems.append(f"unreadable ({type(exc).__name__}: {exc})")
+    run.problems = [_in_run(p, run.path) for p in run.problems]
     return run
+
+
+def _in_run(problem: str, path: Path) -> str:
+    """``problem`` with the run folder's path left out of the file names it quotes (a
+    problem is shown after the run's name, and on other machines than this one)."""
+    for prefix in dict.fromkeys((os.path.abspath(path), str(path))):
+        if os.sep in prefix:  # never a bare name, which may be any word of the text
+            problem = problem.replace(prefix + os.sep, "")
+    return problem
 
 
 def _fill_run(run: Run) -> None:
