@@ -11,7 +11,9 @@ A run folder ``runs/<name>/`` holds::
     params.npz         final parameters W01..WLL, b01..bLL
     summary.json       final record + status, written at the end
     status.json        {"status", "step", "steps", "diverged_step", "error", "updated"}; written last
-    tb/                TensorBoard event files (``metrics.tensorboard=true`` or ``bncli export``)
+
+With ``metrics.tensorboard=true``, or after ``bncli export tensorboard``, it also holds
+``tb/``: TensorBoard event files (``tbevents``).
 
 Status values: ``running``, ``finished``, ``diverged``, ``interrupted``, ``failed``.
 ``effective_status`` reads ``running`` as ``stale`` when no process holds ``.lock``
