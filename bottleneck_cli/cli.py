@@ -336,6 +336,21 @@ def completion(shell: str = typer.Argument(..., metavar="bash|zsh|fish")):
         _say(script(shell))
 
 
+@app.command()
+def export(
+    what: str = typer.Argument(..., help="What to write: tensorboard (event files per run)."),
+    paths: List[Path] = typer.Argument(..., help="Run folders, sweep folders or trees of them."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Write into OUT/<run name>/ instead of each run's tb/ "
+        "folder (the run folders are then only read)."),
+):
+    """Event files for existing runs from their records: 'bncli export tensorboard runs/'."""
+    with _errors():
+        from .export import export as run_export
+
+        run_export(what, list(paths), out, _say)
+
+
 def main() -> None:
     # Multi-threaded OpenBLAS (behind JAX's CPU SVD) stalls up to 300x when cores are
     # shared; one thread is faster for the small matrices bncli decomposes.

@@ -81,6 +81,8 @@ class MetricsConfig:
     neuron_cos: float = 0.99  # distinct neuron directions: two with this cosine count once
     neuron_active: float = 0.01  # active: output term above this fraction of the layer's largest
     coi_gamma: float = 1e-3  # leaky ResNets: gamma_l = coi_gamma * ||K_l||_op in (K_l + gamma_l I)
+    # (off is null rather than false, so that run folders of earlier versions still match)
+    tensorboard: Optional[bool] = None  # true: TensorBoard event files in <run>/tb/, live
 
 
 @dataclass

@@ -3,6 +3,7 @@
 A run folder ``runs/<name>/`` holds::
 
     config.yaml        resolved config, written before step 0
+    config.json        the same config as JSON (what readers such as the report parse)
     overrides.json     the overrides that made this run ({"overrides": [...]})
     metrics.jsonl      one JSON object per recorded step (append-only, flat slash-named keys)
     spectra/<step>.npz raw singular values at that step (8-digit zero-padded step)
@@ -10,6 +11,9 @@ A run folder ``runs/<name>/`` holds::
     params.npz         final parameters W01..WLL, b01..bLL
     summary.json       final record + status, written at the end
     status.json        {"status", "step", "steps", "diverged_step", "error", "updated"}; written last
+
+With ``metrics.tensorboard=true``, or after ``bncli export tensorboard``, it also holds
+``tb/``: TensorBoard event files (``tbevents``).
 
 Status values: ``running``, ``finished``, ``diverged``, ``interrupted``, ``failed``.
 ``effective_status`` reads ``running`` as ``stale`` when no process holds ``.lock``
@@ -36,6 +40,7 @@ from typing import Any, Iterable
 import numpy as np
 
 CONFIG = "config.yaml"
+CONFIG_JSON = "config.json"
 OVERRIDES = "overrides.json"
 METRICS = "metrics.jsonl"
 SPECTRA = "spectra"
@@ -43,8 +48,10 @@ CHECKPOINT = "checkpoint.npz"
 PARAMS = "params.npz"
 SUMMARY = "summary.json"
 STATUS = "status.json"
+TB = "tb"
 LOCK = ".lock"
-OWN = (CONFIG, OVERRIDES, METRICS, SPECTRA, CHECKPOINT, PARAMS, SUMMARY, STATUS)
+OWN = (CONFIG, CONFIG_JSON, OVERRIDES, METRICS, SPECTRA, TB, CHECKPOINT, PARAMS, SUMMARY,
+       STATUS)
 
 DONE = ("finished", "diverged")  # statuses that need no more training
 STATUSES = ("running", "finished", "diverged", "interrupted", "failed")

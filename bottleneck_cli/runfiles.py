@@ -11,10 +11,12 @@ import re
 import shutil
 from pathlib import Path
 
-from .rundir import CONFIG, LOCK, OVERRIDES, OWN, SPECTRA, STATUS
+from .rundir import CONFIG, LOCK, OVERRIDES, OWN, SPECTRA, STATUS, TB
 
 _TMP = re.compile(r"\.(.+)\.[^.]+\.tmp")  # mkstemp names of rundir's atomic writes
-_SPECTRUM = re.compile(r"\d{8}\.npz")
+# The run's own subfolders, and the names of the files bncli writes in each.
+_SUBFOLDERS = {SPECTRA: re.compile(r"\d{8}\.npz"),
+               TB: re.compile(r"events\.out\.tfevents\.[^/]+\.bncli")}  # tbevents.SUFFIX
 
 
 def _plain_file(path: Path) -> bool:
@@ -27,18 +29,27 @@ def _is_tmp(name: str, owned) -> bool:
     return bool(m) and bool(owned(m[1]))
 
 
-def _own_spectrum(name: str) -> bool:
-    return bool(_SPECTRUM.fullmatch(name)) or _is_tmp(name, _SPECTRUM.fullmatch)
+def _own_in(folder: str, name: str) -> bool:
+    """``name`` is a file bncli writes in the run's subfolder ``folder``, or its temporary."""
+    pattern = _SUBFOLDERS[folder]
+    return bool(pattern.fullmatch(name)) or _is_tmp(name, pattern.fullmatch)
+
+
+def _subfolders(path: Path):
+    """The run's own subfolders that exist as real folders: (name, path)."""
+    for name in _SUBFOLDERS:
+        sub = Path(path) / name
+        if sub.is_dir() and not sub.is_symlink():
+            yield name, sub
 
 
 def _tmp_files(path: Path) -> list[Path]:
-    """bncli's own temporary files in a run folder and its spectra/."""
+    """bncli's own temporary files in a run folder and its subfolders."""
     path = Path(path)
     found = [f for f in path.glob(".*.tmp") if _plain_file(f) and _is_tmp(f.name, OWN.__contains__)]
-    spectra = path / SPECTRA
-    if spectra.is_dir() and not spectra.is_symlink():
-        found += [f for f in spectra.glob(".*.tmp")
-                  if _plain_file(f) and _is_tmp(f.name, _SPECTRUM.fullmatch)]
+    for name, sub in _subfolders(path):
+        found += [f for f in sub.glob(".*.tmp")
+                  if _plain_file(f) and _is_tmp(f.name, _SUBFOLDERS[name].fullmatch)]
     return found
 
 
@@ -53,12 +64,12 @@ def foreign_entries(path: Path) -> list[str]:
     foreign = []
     for entry in sorted(Path(path).iterdir()):
         name = entry.name
-        if name == SPECTRA and entry.is_dir() and not entry.is_symlink():
-            foreign += [f"{SPECTRA}/{f.name}" for f in sorted(entry.iterdir())
-                        if not (_plain_file(f) and _own_spectrum(f.name))]
+        if name in _SUBFOLDERS and entry.is_dir() and not entry.is_symlink():
+            foreign += [f"{name}/{f.name}" for f in sorted(entry.iterdir())
+                        if not (_plain_file(f) and _own_in(name, f.name))]
         elif name == LOCK or _is_tmp(name, OWN.__contains__):
             continue
-        elif name not in OWN or name == SPECTRA or not _plain_file(entry):
+        elif name not in OWN or name in _SUBFOLDERS or not _plain_file(entry):
             foreign.append(name)
     return foreign
 
@@ -84,7 +95,7 @@ def clear_run(path: Path) -> None:
     remove_stale_tmp(path)
     for name in sorted(OWN, key=lambda n: n != STATUS):  # never a "finished" run half-cleared
         f = path / name
-        if name == SPECTRA and f.is_dir() and not f.is_symlink():
+        if name in _SUBFOLDERS and f.is_dir() and not f.is_symlink():
             shutil.rmtree(f)
         elif _plain_file(f):
             f.unlink()

@@ -215,6 +215,8 @@ def prepare(path: Path, cfg, overrides: list[str]) -> Member | None:
     created = _make_folder(path)
     try:
         rd.write_json(run.file(rd.OVERRIDES), {"overrides": list(overrides)})
+        # The JSON copy first: a config.yaml of this version always has one beside it.
+        rd.write_json(run.file(rd.CONFIG_JSON), OmegaConf.to_container(cfg, resolve=True))
         rd.write_text(run.file(rd.CONFIG), OmegaConf.to_yaml(cfg))
     except OSError as exc:
         runfiles.clear_run(path)

@@ -22,7 +22,7 @@ import numpy as np
 from . import rundir as rd
 from .cohort import Batch, Cohort, forget_programs  # noqa: F401  (re-exported)
 from .convergence import Tracker, balance_identity, verdict
-from . import trajectory
+from . import tbevents, trajectory
 from .optim import final_objective_from, stages
 from .resume import load_start
 from .startup import first_step_done
@@ -217,7 +217,9 @@ def _record(batch: Batch, step: int, statuses: list[str], skip=(), initial=False
         run = batch.members[i].run
         run.write_spectra(step, arrays)
         elapsed = 0.0 if initial else round(float(batch.elapsed[i]), 4)
-        run.append_metrics([{"step": step, "time": elapsed, **record}])
+        entry = {"step": step, "time": elapsed, **record}
+        run.append_metrics([entry])
+        tbevents.record(batch.members[i], entry, arrays)
         if latest is not None:
             latest[i] = record
 

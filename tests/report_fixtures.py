@@ -102,11 +102,15 @@ def records(depth: int, steps: int, s=S, seed: int = 0, n: int = 5, full: bool =
 
 
 def make_run(path: Path, status: str = "finished", s=S, n_records: int = 5, full: bool = False,
-             extras: bool = False, spectra_steps: int = 2, **top) -> rd.RunDir:
-    """A synthetic run folder with status ``status`` (finished, diverged, running, ...)."""
+             extras: bool = False, spectra_steps: int = 2, json_config: bool = True,
+             **top) -> rd.RunDir:
+    """A synthetic run folder with status ``status`` (finished, diverged, running, ...);
+    without ``json_config`` as an earlier bncli wrote it (config.yaml only)."""
     cfg = base_config(**top)
     path.mkdir(parents=True, exist_ok=True)
     run = rd.RunDir(path)
+    if json_config:
+        rd.write_json(run.file(rd.CONFIG_JSON), cfg)
     rd.write_text(run.file(rd.CONFIG), yaml.safe_dump(cfg, sort_keys=False))
     rd.write_json(run.file(rd.OVERRIDES), {"overrides": [f"{k}={v}" for k, v in top.items()]})
     recs = records(cfg["depth"], cfg["steps"], s=s, seed=cfg["seed"], n=n_records, full=full,
@@ -139,7 +143,7 @@ def depth_sweep(root: Path, depths=(4, 8, 16, 32), seeds=(0, 1), lams=(1e-3,), *
     return out
 
 
-def make_tree(root: Path, n: int) -> None:
+def make_tree(root: Path, n: int, json_config: bool = True) -> None:
     """``n`` small finished runs: a depth x lam x seed sweep with full metric records."""
     depths = (2, 3, 4, 5, 6, 8, 10, 12, 14, 16)
     lams = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
@@ -150,7 +154,8 @@ def make_tree(root: Path, n: int) -> None:
                 if k == n:
                     return
                 make_run(root / f"lam={lam}" / f"depth={depth},seed={seed}", depth=depth,
-                         lam=lam, seed=seed, width=16, n_records=25, full=True)
+                         lam=lam, seed=seed, width=16, n_records=25, full=True,
+                         json_config=json_config)
                 k += 1
 
 

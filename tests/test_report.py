@@ -112,6 +112,7 @@ def test_problem_runs_are_listed_not_raised(tmp_path):
         fh.write('{"step": 999, "loss')  # torn final line: tolerated
     nocfg = make_run(root / "noconfig", depth=4, seed=10)
     nocfg.file(rd.CONFIG).unlink()
+    nocfg.file(rd.CONFIG_JSON).unlink()
     badstatus = make_run(root / "badstatus", depth=4, seed=11)
     badstatus.file(rd.STATUS).write_text("{not json")
     (root / "junk" / "spectra").mkdir(parents=True)  # not a run folder: ignored
@@ -169,7 +170,8 @@ def test_html_is_self_contained(tmp_path):
     assert '<img src="data:image/png;base64,' in html
     assert "Summary (one row per run)" in html and "depth=4,lam=0.001,seed=0" in html
     assert "bncli train depth=4 seed=0 lam=0.001" in html
-    assert "R0" in html and "<script" not in html and 'src="http' not in html
+    assert "R0" in html and 'src="http' not in html
+    assert html.count("<script") == 1 and "<script>" in html  # the inline sort script only
     n_png = len([p for p in res.figures if p.suffix == ".png"])
     assert html.count("data:image/png;base64,") == n_png
     assert {p.suffix for p in res.figures} == {".png", ".svg"}
@@ -226,8 +228,10 @@ def test_several_paths_and_terminal_summary(tmp_path):
     assert "depth fit" in out and "R0" in out
 
 
-def test_config_fast_path_matches_pyyaml():
-    from bottleneck_cli.report import load_config_text
+def test_config_yaml_of_an_earlier_run_reads_as_pyyaml(tmp_path):
+    """A run folder without config.json (an earlier bncli's) is read from config.yaml by
+    libyaml, with PyYAML's meaning, and a broken one is a YAMLError."""
+    from bottleneck_cli.report import read_config
 
     texts = [yaml.safe_dump(base_config(depth=7, lam=1e-4), sort_keys=False),
              yaml.safe_dump(base_config(), sort_keys=True),
@@ -237,10 +241,12 @@ def test_config_fast_path_matches_pyyaml():
              "a:\n- b: 1\n", "a: &x 1\nb: *x\n", "a: 'q: r'\n", "a:\n\n  b: 1\n# c\nc:\n"
              "  d:\n    e: 5\n  f: 6\ng: 7\n"]
     for text in texts:
-        assert load_config_text(text) == yaml.safe_load(text), text
+        (tmp_path / "config.yaml").write_text(text)
+        assert read_config(tmp_path) == yaml.safe_load(text), text
     for bad in ["a: 1\n  b: 2\n", "a:\n    b: 1\n  c: 2\n", "a: b: c\n"]:
+        (tmp_path / "config.yaml").write_text(bad)
         with pytest.raises(yaml.YAMLError):
-            load_config_text(bad)
+            read_config(tmp_path)
 
 
 def test_swept_keys_ignore_placement_and_text():

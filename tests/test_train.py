@@ -414,8 +414,8 @@ def test_checkpoint_removed_and_status_written_last(tmp_path):
     assert not ckpt.exists()
     folder = member.run.path
     names = {p.name for p in folder.iterdir()}
-    assert names == {rd.CONFIG, rd.OVERRIDES, rd.METRICS, rd.SPECTRA, rd.PARAMS,
-                     rd.SUMMARY, rd.STATUS}
+    assert names == {rd.CONFIG, rd.CONFIG_JSON, rd.OVERRIDES, rd.METRICS, rd.SPECTRA,
+                     rd.PARAMS, rd.SUMMARY, rd.STATUS}
     assert not list(folder.rglob("*.tmp"))
     times = mtimes(folder)
     status_time = times.pop(rd.STATUS)

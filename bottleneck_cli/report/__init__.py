@@ -5,10 +5,9 @@ Reads run folders only (``rundir`` is the contract); never imports JAX or traini
 """
 
 from .build import ReportResult, build_report
-from .load import ReportError, Run, load_runs
+from .load import ReportError, Run, load_runs, read_config
 from .tables import config_frame, swept_keys
 from .terminal import print_summary
-from .yaml import load_config_text
 
 __all__ = ["ReportError", "ReportResult", "Run", "build_report", "config_frame",
-           "load_config_text", "load_runs", "print_summary", "swept_keys"]
+           "load_runs", "print_summary", "read_config", "swept_keys"]

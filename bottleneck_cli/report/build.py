@@ -161,10 +161,11 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0,
     drawn = dict(r for p in pending for r in (p if isinstance(p, list) else p.get()))
     figs = _collect(figs + run_figs, drawn, problems, skipped)
 
-    from .html import render as render_html
+    from .html import heading, render as render_html
 
+    title, sources = heading(paths, out)
     html_path.write_text(render_html(
-        title=f"bncli report: {', '.join(map(str, paths))}",
+        title=title, sources=sources,
         runs=len(runs), counts=summary["status"].value_counts().to_dict(), swept=swept,
         summary=summary, by_setting=by_setting if len(by_setting) < len(summary) else None,
         fits=fits, problems=problems,

@@ -17,7 +17,8 @@ import yaml
 
 from .. import rundir as rd
 from .closed import closed_forms
-from .yaml import load_config_text
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where installed
 
 
 class ReportError(Exception):
@@ -86,7 +87,17 @@ def load_run(path: Path, name: str) -> Run:
     except Exception as exc:  # noqa: BLE001 - one bad run must not stop the report
         run.status = "unreadable"
         run.problems.append(f"unreadable ({type(exc).__name__}: {exc})")
+    run.problems = [_in_run(p, run.path) for p in run.problems]
     return run
+
+
+def _in_run(problem: str, path: Path) -> str:
+    """``problem`` with the run folder's path left out of the file names it quotes (a
+    problem is shown after the run's name, and on other machines than this one)."""
+    for prefix in dict.fromkeys((os.path.abspath(path), str(path))):
+        if os.sep in prefix:  # never a bare name, which may be any word of the text
+            problem = problem.replace(prefix + os.sep, "")
+    return problem
 
 
 def _fill_run(run: Run) -> None:
@@ -99,10 +110,7 @@ def _fill_run(run: Run) -> None:
     if run.status == "corrupt":
         unreadable.append("status.json is damaged")
     try:
-        cfg = load_config_text(d.file(rd.CONFIG).read_text())
-        if not isinstance(cfg, dict):
-            raise ValueError("not a mapping")
-        run.config = cfg
+        run.config = read_config(d.path, run.problems)
     except FileNotFoundError:
         unreadable.append("no config.yaml")
     except (yaml.YAMLError, ValueError, OSError) as exc:
@@ -133,6 +141,27 @@ def _fill_run(run: Run) -> None:
     if run.status == "finished" and not len(run.values):
         run.problems.append("no metrics recorded")
     _fill_closed(run)
+
+
+def read_config(path: Path, problems: list | None = None) -> dict:
+    """The resolved config of the run folder at ``path``: its ``config.json``, or where
+    there is none (a run of an earlier bncli) or it is damaged (noted in ``problems``)
+    its ``config.yaml``. FileNotFoundError, ValueError or yaml.YAMLError when neither
+    holds a mapping."""
+    try:
+        cfg = rd.read_json(Path(path) / rd.CONFIG_JSON)
+        if isinstance(cfg, dict):
+            return cfg
+        raise ValueError("not a mapping")
+    except FileNotFoundError:
+        pass
+    except (ValueError, OSError) as exc:
+        if problems is not None:
+            problems.append(f"config.json is damaged, config.yaml read instead ({exc})")
+    cfg = yaml.load((Path(path) / rd.CONFIG).read_text(), Loader=_YAML_LOADER)
+    if not isinstance(cfg, dict):
+        raise ValueError("not a mapping")
+    return cfg
 
 
 def _fill_closed(run: Run) -> None:
