@@ -48,6 +48,7 @@ PANEL_W, PANEL_H = 3.7, 2.9  # inches per panel
 CHAR_W = 0.075  # inches per character of a 9-10 pt title (for wrapping)
 LEGEND_RIGHT = 12  # figure legends of more lines go below the panels, in columns
 UNCONVERGED = {"ls": "--", "mfc": "white"}  # how a run whose verdict is "no" is drawn
+MARGINS = {"left": 0.6, "right": 0.2, "bottom": 0.5, "top": 0.55}  # inches, fixed_panels
 
 
 def panels(nrows: int, ncols: int, w: float = PANEL_W, h: float = PANEL_H, right: float = 0.0):
@@ -61,6 +62,43 @@ def panels(nrows: int, ncols: int, w: float = PANEL_W, h: float = PANEL_H, right
                                  layout="constrained")
     fig.get_layout_engine().set(w_pad=0.04, h_pad=0.04, wspace=0.04, hspace=0.04)
     return fig, axes
+
+
+def fixed_panels(nrows: int, ncols: int, w: float = PANEL_W, h: float = PANEL_H,
+                 gap: float = 0.9):
+    """Like ``panels``, at fixed margins instead of a layout pass (which costs about as
+    much as drawing): for figures whose shape never varies (one run's spectra). Colorbars
+    go inside their panel's slot, ``gap`` inches between slots; ``freeze`` places the
+    panels once the figure is complete (room for the title and for legends added)."""
+    fw = MARGINS["left"] + ncols * w + (ncols - 1) * gap + MARGINS["right"]
+    fh = MARGINS["bottom"] + nrows * h + (nrows - 1) * gap + MARGINS["top"]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(fw, fh), squeeze=False)
+    fig.bncli_fixed = (gap, nrows, ncols)
+    return fig, axes
+
+
+def _place(fig) -> None:
+    """Set the fixed margins of a ``fixed_panels`` figure (inches, for its final size)."""
+    fw, fh = fig.get_size_inches()
+    grown_right, grown_bottom = getattr(fig, "bncli_grow", (0.0, 0.0))
+    title = fig.get_suptitle()
+    top = MARGINS["top"] + 0.17 * title.count("\n") if title else 0.2
+    gap, nrows, ncols = fig.bncli_fixed
+    left, right = MARGINS["left"], MARGINS["right"] + grown_right
+    bottom = MARGINS["bottom"] + grown_bottom
+    cell_w = (fw - left - right - (ncols - 1) * gap) / ncols
+    cell_h = (fh - top - bottom - (nrows - 1) * gap) / nrows
+    fig.subplots_adjust(left=left / fw, right=1 - right / fw, bottom=bottom / fh,
+                        top=1 - top / fh, wspace=gap / cell_w, hspace=gap / cell_h)
+
+
+def grow(fig, right: float = 0.0, bottom: float = 0.0) -> None:
+    """Make the figure ``right`` inches wider and ``bottom`` inches taller for what sits
+    beside or below the panels (a legend), keeping the panels' size."""
+    fig.set_size_inches(fig.get_figwidth() + right, fig.get_figheight() + bottom)
+    r, b = getattr(fig, "bncli_grow", (0.0, 0.0))
+    fig.bncli_grow = (r + right, b + bottom)
 
 
 def wrap(text: str, inches: float, size: float = 9.5) -> str:
@@ -95,22 +133,21 @@ def legend(where, handles, labels, title: str | None = None, **kw):
     col_w = 0.45 + 0.058 * longest  # inches per legend column
     if isinstance(where, Axes):
         ncol = 1 if len(labels) <= LEGEND_RIGHT else 2
-        fig = where.figure
-        fig.set_figwidth(fig.get_figwidth() + ncol * col_w)
+        grow(where.figure, right=ncol * col_w)
         return where.legend(handles, labels, title=title, loc="upper left",
                             bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol, **kw)
     fig = where
     if sum(lab.count("\n") + 1 for lab in labels) <= LEGEND_RIGHT:
-        grow, loc, ncol = (col_w, 0.0), "outside right upper", 1
+        room, loc, ncol = (col_w, 0.0), "outside right upper", 1
     else:
         ncol = max(1, min(len(labels), int((fig.get_figwidth() - 0.3) / col_w)))
         lines = max(lab.count("\n") + 1 for lab in labels)
-        grow = (0.0, 0.16 * math.ceil(len(labels) / ncol) * lines + 0.3)
+        room = (0.0, 0.16 * math.ceil(len(labels) / ncol) * lines + 0.3)
         loc = "outside lower center"
-    fig.set_size_inches(fig.get_figwidth() + grow[0], fig.get_figheight() + grow[1])
-    fig.bncli_right = grow[0]
-    leg = fig.legend(handles, labels, title=title, loc=loc, ncol=ncol, **kw)
-    leg.bncli_grow = grow  # what ``unconverged_key`` gives back when it redoes the legend
+    grow(fig, *room)
+    fig.bncli_right = room[0]
+    leg = fig.legend(handles, labels, title=title, loc=_loc(fig, loc), ncol=ncol, **kw)
+    leg.bncli_grow = room  # what ``unconverged_key`` gives back when it redoes the legend
     return leg
 
 
@@ -124,13 +161,21 @@ def unconverged_key(fig, text: str) -> None:
         head = old.get_title().get_text() or None
         dw, dh = getattr(old, "bncli_grow", (0.0, 0.0))
         old.remove()
-        fig.set_size_inches(fig.get_figwidth() - dw, fig.get_figheight() - dh)
+        grow(fig, -dw, -dh)
         legend(fig, handles + [key], labels + [text], title=head)
     else:
-        fig.legend([key], [text], loc="outside lower center")
-        fig.set_figheight(fig.get_figheight() + 0.25)
+        fig.legend([key], [text], loc=_loc(fig, "outside lower center"))
+        grow(fig, bottom=0.25)
     if hasattr(fig, "bncli_title"):
         suptitle(fig, *fig.bncli_title)
+
+
+def _loc(fig, loc: str) -> str:
+    """A figure legend's ``loc``: "outside ..." is constrained layout's; at fixed margins
+    the legend sits in the room made for it at the figure's edge."""
+    if not hasattr(fig, "bncli_fixed"):
+        return loc
+    return {"outside right upper": "upper right"}.get(loc, loc.replace("outside ", ""))
 
 
 def marked(unconverged, line: bool = True, **kw) -> dict:
@@ -254,6 +299,8 @@ def save(fig, out_dir: Path, stem: str, formats: Sequence[str] = ("png", "pdf"))
 def freeze(fig) -> None:
     """Lay ``fig`` out once (its layout engine) and keep that layout for every format
     saved: the layout pass costs about as much as drawing, once per save otherwise."""
+    if hasattr(fig, "bncli_fixed"):
+        _place(fig)
     engine = fig.get_layout_engine()
     if engine is not None and engine.adjust_compatible is False:
         engine.execute(fig)

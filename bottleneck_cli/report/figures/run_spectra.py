@@ -167,7 +167,7 @@ def draw(name: str, w_svals: Sequence[np.ndarray], z_svals: Sequence[np.ndarray]
 
     from .. import style as ps
 
-    fig, axes = ps.panels(1, 3, w=3.4, h=2.9)
+    fig, axes = ps.fixed_panels(1, 3, w=3.4, h=2.9, gap=1.1)
     _sv_heatmap(fig, axes[0, 0], w_svals, "weights W_l")
     _sv_heatmap(fig, axes[0, 1], z_svals, f"representations Z_l ({z_label})")
     ax = axes[0, 2]
