@@ -195,6 +195,18 @@ def hollow(ax, x, y, mask, color, marker: str = "o") -> None:
                 **marked(True, line=False, marker=marker, ms=5, color=color))
 
 
+def dashed_cells(ax, mask, vals, cmap, norm) -> None:
+    """A dashed border on the heatmap cells (row, column) where ``mask``: cells whose
+    value includes unconverged runs (white on dark cells, black on light ones)."""
+    from matplotlib.patches import Rectangle
+
+    for (r, c), bad in np.ndenumerate(np.asarray(mask, bool)):
+        if bad:
+            dark = np.isfinite(vals[r, c]) and sum(cmap(norm(vals[r, c]))[:3]) < 1.5
+            ax.add_patch(Rectangle((c - 0.45, r - 0.45), 0.9, 0.9, fill=False, lw=1.2,
+                                   ls="--", ec="white" if dark else "black"))
+
+
 def g(value, _pos=None) -> str:
     return f"{value:.4g}"
 

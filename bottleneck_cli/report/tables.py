@@ -41,7 +41,7 @@ OPTIONAL_METRICS = {  # columns added only when some run has them (docs/metrics.
 TABLE_FILES = ("summary.csv", "summary_by_setting.csv", "depth_fit.csv", "summary.md",
                "long.parquet")
 # Optional columns that the by-setting table also aggregates, where present.
-OPTIONAL_SETTING = ["closed_form", "closed_form_target", "distinct_neurons", "rank_A",
+OPTIONAL_SETTING = ["converged", "closed_form", "closed_form_target", "distinct_neurons", "rank_A",
                     "jumps_down", "jumps_up", "rel_err"]
 
 

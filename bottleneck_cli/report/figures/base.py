@@ -62,6 +62,11 @@ class Context:
         """Per run (``info``'s index): True where its verdict says not converged."""
         return ~converged_mask(self.finals).reindex(self.info.index, fill_value=True)
 
+    def flags(self, runs) -> np.ndarray:
+        """Per run of ``runs`` (labels of ``info``): True where it is unconverged (a
+        figure's ``unconv`` column; aggregated with ``any``, a point hollow)."""
+        return self.unconverged.loc[runs].to_numpy(bool)
+
     def key(self, runs=None) -> str:
         """How a figure that draws ``runs`` (labels of ``info``; default the finished
         runs) tells its unconverged ones: "" when none of them is."""

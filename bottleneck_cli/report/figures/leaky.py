@@ -36,12 +36,16 @@ def _k_star(ctx: Context, idx) -> float | None:
 
 
 def rank_data(ctx: Context) -> pd.DataFrame:
-    """Final rank estimate and min COI per (depth, Lt): mean over seeds."""
+    """Final rank estimate and min COI per (depth, Lt): mean over seeds; ``unconv``: some
+    of those seeds is unconverged."""
     idx = _finished(ctx, "model.leak")
     d = pd.DataFrame({"depth": ctx.info.loc[idx, "depth"], "leak": ctx.cfg.loc[idx, "model.leak"],
                       "rank": pd.to_numeric(ctx.finals.loc[idx, RANK], errors="coerce"),
-                      "coi": pd.to_numeric(ctx.finals.loc[idx, MIN_COI], errors="coerce")})
-    return d.groupby(["depth", "leak"]).mean().reset_index().sort_values(["depth", "leak"])
+                      "coi": pd.to_numeric(ctx.finals.loc[idx, MIN_COI], errors="coerce"),
+                      "unconv": ctx.flags(idx)})
+    return d.groupby(["depth", "leak"]).agg(
+        rank=("rank", "mean"), coi=("coi", "mean"), unconv=("unconv", "any")
+    ).reset_index().sort_values(["depth", "leak"])
 
 
 def energy_data(ctx: Context, k: int = 4) -> pd.DataFrame:
@@ -64,11 +68,14 @@ def energy_data(ctx: Context, k: int = 4) -> pd.DataFrame:
 
 
 def steps_data(ctx: Context) -> pd.DataFrame:
-    """Final test loss per (step scheme, depth): mean and std over seeds."""
+    """Final test loss per (step scheme, depth): mean and std over seeds; ``unconv``: some
+    of those seeds is unconverged."""
     idx = _finished(ctx, "model.steps", "loss/test")
     d = pd.DataFrame({"scheme": ctx.cfg.loc[idx, "model.steps"], "depth": ctx.info.loc[idx, "depth"],
-                      "err": pd.to_numeric(ctx.finals.loc[idx, "loss/test"], errors="coerce")})
-    return d.groupby(["scheme", "depth"])["err"].agg(["mean", "std"]).reset_index()
+                      "err": pd.to_numeric(ctx.finals.loc[idx, "loss/test"], errors="coerce"),
+                      "unconv": ctx.flags(idx)})
+    return d.groupby(["scheme", "depth"]).agg(
+        mean=("err", "mean"), std=("err", "std"), unconv=("unconv", "any")).reset_index()
 
 
 def plan_rank(ctx: Context) -> Iterator[Fig | str]:
@@ -82,7 +89,8 @@ def plan_rank(ctx: Context) -> Iterator[Fig | str]:
               "−2H/Lt (median over layers) and min_p COI at the end of training against "
               "the effective depth Lt; dotted: the teacher's inner dimension k*. The paper "
               "(Fig. 1a): the first approaches k* from below, the second from above.",
-              "leaky_rank", ("leaky_rank", data, _k_star(ctx, _finished(ctx, "model.leak"))))
+              "leaky_rank", ("leaky_rank", data, _k_star(ctx, _finished(ctx, "model.leak"))),
+              key=ctx.key(_finished(ctx, "model.leak")))
 
 
 def plan_energies(ctx: Context) -> Iterator[Fig | str]:
@@ -106,7 +114,8 @@ def plan_steps(ctx: Context) -> Iterator[Fig | str]:
     if steps["scheme"].nunique() >= 2 and steps["depth"].nunique() >= 2:
         yield Fig("leaky_steps", "Test error against L per layer-step scheme",
                   "Final test MSE against the number of layers L, one line per model.steps "
-                  "(Fig. 2a), mean ± std over seeds.", "leaky_steps", ("leaky_steps", steps))
+                  "(Fig. 2a), mean ± std over seeds.", "leaky_steps", ("leaky_steps", steps),
+                  key=ctx.key(_finished(ctx, "model.steps", "loss/test")))
 
 
 @styled
@@ -116,8 +125,10 @@ def draw_rank(df: pd.DataFrame, k_star: float | None):
     fig, axes = ps.panels(1, 1, w=4.2, h=3.0)
     ax = axes[0, 0]
     for depth, g in df.groupby("depth"):
-        ax.plot(g["leak"], g["rank"], "o-", label=f"−2H/Lt (L={depth:g})")
-        ax.plot(g["leak"], g["coi"], "s--", label=f"min COI (L={depth:g})")
+        line, = ax.plot(g["leak"], g["rank"], "o-", label=f"−2H/Lt (L={depth:g})")
+        ps.hollow(ax, g["leak"], g["rank"], g.get("unconv", False), line.get_color())
+        line, = ax.plot(g["leak"], g["coi"], "s--", label=f"min COI (L={depth:g})")
+        ps.hollow(ax, g["leak"], g["coi"], g.get("unconv", False), line.get_color(), "s")
     if k_star is not None:
         ax.axhline(k_star, color="0.4", ls=":", lw=1, label=f"k* = {k_star:g}")
     ax.set_xlabel("effective depth Lt")
@@ -153,8 +164,9 @@ def draw_steps(df: pd.DataFrame):
     ax = axes[0, 0]
     for scheme, g in df.groupby("scheme"):
         g = g.sort_values("depth")
-        ax.errorbar(g["depth"], g["mean"], yerr=g["std"].fillna(0), fmt="o-", capsize=2,
-                    label=str(scheme))
+        bars = ax.errorbar(g["depth"], g["mean"], yerr=g["std"].fillna(0), fmt="o-", capsize=2,
+                           label=str(scheme))
+        ps.hollow(ax, g["depth"], g["mean"], g.get("unconv", False), bars.lines[0].get_color())
     ax.set_xlabel("layers L")
     ax.set_ylabel("test MSE")
     ax.set_yscale("log")

@@ -41,8 +41,16 @@ def plan(ctx: Context) -> Iterator[Fig | str]:
               "Minimal test error, stable rank (||A||_F/||A||_op)² at the minimum, iterations "
               "to the minimum and the maximal distance ||A − B||²_F/d² between GD and the "
               "self-consistent dynamics. Lines: γσ + γw = 1 (active vs lazy, black), "
-              "γσ = −γw/2 (infinite noise, red), γw = log_d K (underparameterised, orange).",
-              "mixed_phase", (tables, d, k))
+              "γσ = −γw/2 (infinite noise, red), γw = log_d K (underparameterised, orange)."
+              + no_verdict(ctx), "mixed_phase", (tables, d, k))
+
+
+def no_verdict(ctx: Context) -> str:
+    """The caption's note that these runs carry no convergence verdict to mark: the mixed
+    family trains by its own GD recursion (models/mixed_train.py), which records none."""
+    verdicts = ctx.finals["converged"].notna().any() if "converged" in ctx.finals else False
+    return "" if verdicts else (" These runs carry no convergence verdict (the mixed "
+                                "family's GD recursion records none): nothing is marked.")
 
 
 @styled
@@ -97,7 +105,8 @@ def plan_dynamics(ctx: Context) -> Iterator[Fig | str]:
     gs, gw = float(cfg.at[i, GRID[0]]), float(cfg.at[i, GRID[1]])
     yield Fig("mixed_dynamics", f"Singular values over time (γσ={gs:.3g}, γw={gw:.3g})",
               f"Singular values of A under GD (solid) and of the self-consistent dynamics B "
-              f"(dashed) for run {run.name}; dotted: the threshold σ²w = {thr:.3g}.",
+              f"(dashed) for run {run.name}; dotted: the threshold σ²w = {thr:.3g}."
+              + no_verdict(ctx),
               "mixed_dynamics", (str(run.path), thr))
 
 

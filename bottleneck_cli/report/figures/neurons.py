@@ -20,7 +20,7 @@ def plan(ctx: Context) -> Iterator[Fig | str]:
     cfg, finals = ctx.cfg, ctx.finals
     if not layer_cols(finals, "neurons/Z"):
         return
-    df = vs_width(ctx.info, cfg, finals, ctx.swept)
+    df = vs_width(ctx.info, cfg, finals, ctx.swept, ctx.unconverged)
     if df.loc[df["metric"] == "neurons", "width"].nunique() < 2:
         yield "distinct neuron directions against width: needs finished runs at ≥ 2 widths"
         return
@@ -36,17 +36,18 @@ def plan(ctx: Context) -> Iterator[Fig | str]:
         "neurons; docs/metrics.md), mean ± std over seeds (arXiv 2205.15809: with weight decay "
         "the effective width plateaus near the teacher's width"
         + (f", {teacher:g} here" if teacher else "") + ").",
-        "neurons_vs_width", (df, teacher))
+        "neurons_vs_width", (df, teacher), key=ctx.key())
 
 
 def vs_width(info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame,
-             swept: list[str]) -> pd.DataFrame:
+             swept: list[str], unconverged: pd.Series | None = None) -> pd.DataFrame:
     """Final neuron counts per hidden layer (``neurons``, ``active``; layer l) and losses
     (``loss/fit``, ``loss/test``; layer 0) of finished runs against width: mean and std over
-    seeds per (setting without width and seed, width)."""
+    seeds per (setting without width and seed, width); ``unconv``: some of those seeds is
+    unconverged (per ``unconverged``)."""
     fin = info.index[info["finished"]]
     width = pd.to_numeric(cfg["width"], errors="coerce") if "width" in cfg else None
-    cols = ["setting", "width", "metric", "layer", "mean", "std"]
+    cols = ["setting", "width", "metric", "layer", "mean", "std", "unconv"]
     if width is None or not len(fin):
         return pd.DataFrame(columns=cols)
     others = [k for k in swept if k not in ("width", "seed")]
@@ -54,12 +55,13 @@ def vs_width(info: pd.DataFrame, cfg: pd.DataFrame, finals: pd.DataFrame,
     series = [(fam, c, layer) for fam in ("neurons", "active")
               for c, layer in layer_cols(finals, f"{fam}/Z")]
     series += [(k, k, 0) for k in ("loss/fit", "loss/test") if k in finals]
+    flags = np.zeros(len(fin), bool) if unconverged is None else unconverged.loc[fin].to_numpy(bool)
     parts = []
     for metric, col, layer in series:
-        d = pd.DataFrame({"setting": setting, "width": width[fin].to_numpy(),
+        d = pd.DataFrame({"setting": setting, "width": width[fin].to_numpy(), "unconv": flags,
                           "value": pd.to_numeric(finals.loc[fin, col], errors="coerce").to_numpy()})
-        g = d.dropna().groupby(["setting", "width"], sort=False)["value"].agg(
-            ["mean", "std"]).reset_index()
+        g = d.dropna().groupby(["setting", "width"], sort=False).agg(
+            mean=("value", "mean"), std=("value", "std"), unconv=("unconv", "any")).reset_index()
         g["metric"], g["layer"] = metric, layer
         parts.append(g)
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
@@ -91,6 +93,7 @@ def draw(df: pd.DataFrame, teacher: float | None = None, max_panels: int = 2):
                 ax.errorbar(g["width"], g["mean"], yerr=g["std"].fillna(0), fmt="o" + style,
                             color=colors[setting], capsize=2,
                             label=f"{setting + ': ' if setting else ''}{metric}")
+                ps.hollow(ax, g["width"], g["mean"], g.get("unconv", False), colors[setting])
     ax.set_ylabel("final loss (solid: fit, dashed: test)")
     ax.set_title("loss against width")
     if (df.loc[df["metric"].str.startswith("loss"), "mean"] > 0).all():
@@ -112,6 +115,8 @@ def draw(df: pd.DataFrame, teacher: float | None = None, max_panels: int = 2):
                 ax.errorbar(g["width"], g["mean"], yerr=g["std"].fillna(0), fmt=style,
                             color=lcol[l], capsize=2, ms=5 if metric == "active" else 3,
                             mfc="none" if metric == "active" else lcol[l], label=lab)
+                if metric == "neurons":
+                    ps.hollow(ax, g["width"], g["mean"], g.get("unconv", False), lcol[l])
         ax.set_ylabel("neurons")
         ps.title(ax, "distinct active neuron directions" + (f"\n{setting}" if setting else ""))
         ax.set_ylim(bottom=0)

@@ -98,8 +98,6 @@ def draw(table: pd.DataFrame, xlabel: str, ylabel: str, metric: str, note: str =
     """Heatmap of a final metric over two swept parameters (rows: y values, columns: x
     values); NaN cells (all runs diverged or missing) are grey with a cross; cells where
     ``unconverged`` (same shape) is set get a dashed border."""
-    from matplotlib.patches import Rectangle
-
     from matplotlib import colors as mcolors
 
     from .. import style as ps
@@ -136,11 +134,7 @@ def draw(table: pd.DataFrame, xlabel: str, ylabel: str, metric: str, note: str =
             else:
                 ax.text(c, r, "×", ha="center", va="center", fontsize=9, color="0.35")
     if unconverged is not None:
-        for (r, c), bad in np.ndenumerate(unconverged.to_numpy(bool)):
-            if bad:
-                ax.add_patch(Rectangle((c - 0.45, r - 0.45), 0.9, 0.9, fill=False, lw=1.2,
-                                       ls="--", ec="white" if np.isfinite(vals[r, c]) and
-                                       sum(cmap(norm(vals[r, c]))[:3]) < 1.5 else "black"))
+        ps.dashed_cells(ax, unconverged.to_numpy(bool), vals, cmap, norm)
     cb = fig.colorbar(im, ax=ax, pad=0.03, fraction=0.08)
     cb.set_label(metric + scale)
     if scale:

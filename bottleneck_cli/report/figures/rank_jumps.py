@@ -72,7 +72,7 @@ def _plan_staircase(ctx: Context) -> Iterator[Fig | str]:
     if not rise or init is None:
         yield "staircase: needs rise steps (traj/rise/k) and a swept model.init_gamma or init_scale"
         return
-    rows = []
+    rows, used = [], set()
     for i, run in enumerate(ctx.runs):
         if run.status != "finished":
             continue
@@ -80,14 +80,18 @@ def _plan_staircase(ctx: Context) -> Iterator[Fig | str]:
             v = pd.to_numeric(ctx.finals[c].iloc[i], errors="coerce")
             if np.isfinite(v):
                 rows.append({"init": ctx.cfg[init].iloc[i], "k": int(c.rsplit("/", 1)[1]),
-                             "step": float(v)})
+                             "step": float(v), "unconv": bool(ctx.unconverged.iat[i])})
+                used.add(ctx.info.index[i])
     if rows:
-        df = pd.DataFrame(rows).groupby(["init", "k"])["step"].agg(["mean", "min", "max"])
+        df = pd.DataFrame(rows).groupby(["init", "k"]).agg(
+            mean=("step", "mean"), min=("step", "min"), max=("step", "max"),
+            unconv=("unconv", "any"))
         yield Fig("staircase", "Staircase: rise step of each singular value",
                   f"Step at which the k-th singular value of A first reaches half its final "
                   f"value, against k, one line per {init} (mean over the other settings: "
                   f"seeds, ridges; min-max bars; symlog axis).",
-                  "staircase", ("staircase", df.reset_index(), init))
+                  "staircase", ("staircase", df.reset_index(), init),
+                  key=ctx.key(sorted(used)))
 
 
 def draw(which: str, *args):
@@ -158,6 +162,7 @@ def draw_staircase(df: pd.DataFrame, init: str):
         g = df[df["init"] == v].sort_values("k")
         ax.errorbar(g["k"], g["mean"], yerr=[g["mean"] - g["min"], g["max"] - g["mean"]],
                     color=colors[v], marker="o", ms=3, capsize=2, label=label({init: v}))
+        ps.hollow(ax, g["k"], g["mean"], g.get("unconv", False), colors[v])
     ax.set_xlabel("k (k-th singular value of A)")
     ax.set_xticks(sorted(df["k"].unique()))
     ax.set_ylabel("rise step")

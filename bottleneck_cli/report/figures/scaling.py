@@ -23,7 +23,8 @@ from .base import Context, Fig, sortkey, styled
 N_KEY, ERR = "task.n_train", "loss/test"
 NU = ("task.nu_g", "task.nu_h")
 ARCH = "model.name"
-RATE_COLUMNS = ["setting", "rate", "rate_err", "r2", "n_sizes", "n_seeds", "sizes", "caveat"]
+RATE_COLUMNS = ["setting", "rate", "rate_err", "r2", "n_sizes", "n_seeds", "sizes",
+                "unconverged", "caveat"]
 
 
 def _setting_keys(swept: list[str]) -> list[str]:
@@ -36,18 +37,20 @@ def _label(row: pd.Series, keys: list[str]) -> str:
 
 
 def points(cfg: pd.DataFrame, info: pd.DataFrame, finals: pd.DataFrame,
-           swept: list[str]) -> pd.DataFrame:
-    """Finished runs with a positive test error: setting, its keys, N, seed, error."""
+           swept: list[str], unconverged: pd.Series | None = None) -> pd.DataFrame:
+    """Finished runs with a positive test error: setting, its keys, N, seed, error, and
+    ``unconv`` (its verdict is not converged, per ``unconverged``)."""
     keys = _setting_keys(swept)
     cols = keys + [k for k in NU if k in cfg and k not in keys]  # heatmap axes, even if fixed
     ok = info["finished"].to_numpy(bool)
     if N_KEY not in cfg or ERR not in finals:
-        return pd.DataFrame(columns=["setting", "n", "seed", "err", *cols])
+        return pd.DataFrame(columns=["setting", "n", "seed", "err", "unconv", *cols])
     df = cfg.loc[ok, cols].copy()
     df["setting"] = [_label(r, keys) for _, r in cfg.loc[ok].iterrows()]
     df["n"] = pd.to_numeric(cfg.loc[ok, N_KEY], errors="coerce")
     df["seed"] = info.loc[ok, "seed"]
     df["err"] = pd.to_numeric(finals.loc[ok, ERR], errors="coerce")
+    df["unconv"] = False if unconverged is None else unconverged[ok].to_numpy(bool)
     return df[np.isfinite(df["err"]) & (df["err"] > 0) & np.isfinite(df["n"])]
 
 
@@ -75,6 +78,7 @@ def rate_table(pts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         rows.append({"setting": setting, **{k: g[k].iloc[0] for k in keys}, "rate": rate,
                      "rate_err": err, "r2": r2, "n_sizes": len(sizes),
                      "n_seeds": g["seed"].nunique(), "sizes": ",".join(f"{n:g}" for n in sizes),
+                     "unconverged": int(g["unconv"].sum()) if "unconv" in g else 0,
                      "caveat": "unreliable: < 3 sizes" if len(sizes) < 3 else ""})
     return pd.DataFrame(rows, columns=[*RATE_COLUMNS[:1], *keys, *RATE_COLUMNS[1:]])
 
@@ -88,7 +92,7 @@ def rate_text(rates: pd.DataFrame) -> str:
 
 
 def _data(ctx: Context):
-    pts = points(ctx.cfg, ctx.info, ctx.finals, ctx.swept)
+    pts = points(ctx.cfg, ctx.info, ctx.finals, ctx.swept, ctx.unconverged)
     keys = _setting_keys(ctx.swept)
     return pts, keys, rate_table(pts, keys)
 
@@ -104,7 +108,8 @@ def plan_fit(ctx: Context) -> Iterator[Fig | str]:
     yield Fig("scaling_fit", "Test error against N (log-log fit per setting)",
               "Test error (mean over seeds, points per seed) against the training-set size N; "
               "lines: log err = -rate·log N + c. Fitted rates (mean ± std over seeds): "
-              + rate_text(rates), "scaling_fit", ("scaling_fit", pts, rates))
+              + rate_text(rates), "scaling_fit", ("scaling_fit", pts, rates),
+              key=ctx.key(pts.index))
 
 
 def plan_heatmap(ctx: Context) -> Iterator[Fig | str]:
@@ -118,10 +123,13 @@ def plan_heatmap(ctx: Context) -> Iterator[Fig | str]:
         return
     rest = [k for k in keys if k not in NU]
     rates = rates.assign(panel=[_label(r, rest) for _, r in rates.iterrows()])
+    pts = points(ctx.cfg, ctx.info, ctx.finals, ctx.swept, ctx.unconverged)
+    key = ctx.key(pts.index)
     yield Fig("rate_heatmap", "Fitted rate over (ν_g, ν_h)",
               "The empirical rate (−slope of log test error against log N, mean over seeds) "
-              "per (ν_g, ν_h); one panel per other setting.", "rate_heatmap",
-              ("rate_heatmap", rates))
+              "per (ν_g, ν_h); one panel per other setting."
+              + ("; dashed border: the fit includes unconverged runs" if key else ""),
+              "rate_heatmap", ("rate_heatmap", rates), key=key)
 
 
 def plan_arch(ctx: Context) -> Iterator[Fig | str]:
@@ -136,7 +144,7 @@ def plan_arch(ctx: Context) -> Iterator[Fig | str]:
     pts = pts.assign(panel=[_label(r, rest) for _, r in pts.iterrows()])
     yield Fig("arch_compare", "Deep against shallow against accordion",
               "Test error against N (mean over seeds), one line per model at equal settings.",
-              "arch_compare", ("arch_compare", pts))
+              "arch_compare", ("arch_compare", pts), key=ctx.key(pts.index))
 
 
 @styled
@@ -150,6 +158,7 @@ def draw_fit(pts: pd.DataFrame, rates: pd.DataFrame):
         g = pts[pts["setting"] == r.setting]
         mean = g.groupby("n")["err"].mean()
         ax.scatter(g["n"], g["err"], s=8, alpha=0.4, color=colors[r.setting])
+        ps.hollow(ax, g["n"], g["err"], g.get("unconv", False), colors[r.setting])
         ax.plot(mean.index, mean.values, "o", color=colors[r.setting])
         n = np.array([mean.index.min(), mean.index.max()], float)
         lx, ly = np.log(mean.index.to_numpy(float)), np.log(mean.to_numpy(float))
@@ -174,6 +183,10 @@ def draw_heatmap(rates: pd.DataFrame):
         sub = rates[rates["panel"] == panel]
         grid = sub.pivot_table(index=NU[0], columns=NU[1], values="rate", aggfunc="mean")
         im = ax.imshow(grid.to_numpy(float), origin="lower", cmap="viridis", aspect="auto")
+        if "unconverged" in sub:
+            bad = sub.pivot_table(index=NU[0], columns=NU[1], values="unconverged",
+                                  aggfunc="sum").reindex_like(grid).fillna(0) > 0
+            ps.dashed_cells(ax, bad.to_numpy(), grid.to_numpy(float), im.cmap, im.norm)
         ax.set_xticks(range(grid.shape[1]), [fmt(v) for v in grid.columns])
         ax.set_yticks(range(grid.shape[0]), [fmt(v) for v in grid.index])
         for (i, j), v in np.ndenumerate(grid.to_numpy(float)):
@@ -195,9 +208,11 @@ def draw_arch(pts: pd.DataFrame):
     colors = ps.cat_colors(pts[ARCH])
     for ax, panel in zip(axes.flat, panels):
         for arch, g in pts[pts["panel"] == panel].groupby(ARCH, sort=False):
-            mean = g.groupby("n")["err"].agg(["mean", "std"])
+            mean = g.groupby("n").agg(mean=("err", "mean"), std=("err", "std"),
+                                      unconv=("unconv", "any"))
             ax.errorbar(mean.index, mean["mean"], yerr=mean["std"].fillna(0), fmt="o-",
                         color=colors[arch], capsize=2, label=str(arch))
+            ps.hollow(ax, mean.index, mean["mean"], mean["unconv"], colors[arch])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("N")
