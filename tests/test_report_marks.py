@@ -97,16 +97,37 @@ def test_family_figures_key_their_unconverged_runs(families, tmp_path):
     assert re.search(r"<th[^>]*>converged</th>", html)  # the page's summary table
     by_setting = pd.read_csv(tmp_path / "rep" / "summary_by_setting.csv")
     assert "converged_mean" in by_setting
+    assert not (tmp_path / "rep" / "scaling_rates.csv").exists()  # no N-sweep here
 
 
-def test_scaling_figures_key_their_unconverged_runs(scaling, tmp_path):
-    html, captions = report(scaling, tmp_path / "rep")
+@pytest.fixture(scope="module")
+def scaling_report(scaling, tmp_path_factory):
+    out = tmp_path_factory.mktemp("marks") / "rep"
+    return (out, *report(scaling, out))
+
+
+def test_scaling_figures_key_their_unconverged_runs(scaling_report):
+    _, html, captions = scaling_report
     key = "Dashed / hollow: not converged (1 of 12 runs)"
     for title in ("Test error against N (log-log fit per setting)", "Fitted rate over (ν_g, ν_h)",
                   "Deep against shallow against accordion"):
         assert key in captions[title], title
     assert "dashed border: the fit includes unconverged runs" in captions[
         "Fitted rate over (ν_g, ν_h)"]
+
+
+def test_scaling_rates_are_a_table_of_the_report(scaling_report):
+    out, html, captions = scaling_report
+    rates = pd.read_csv(out / "scaling_rates.csv")
+    assert len(rates) == 4  # nu_g x architecture
+    assert {"setting", "task.nu_g", "model.name", "rate", "rate_err", "r2", "n_sizes",
+            "n_seeds", "sizes", "unconverged", "caveat"} <= set(rates.columns)
+    exact = rates[rates["task.nu_g"] == 1.0]
+    assert ((exact["rate"] - 0.3).abs() < 1e-6).all() and (exact["r2"] > 0.999).all()
+    assert rates["n_sizes"].tolist() == [3] * 4 and rates["sizes"].tolist() == ["100,200,400"] * 4
+    assert rates["unconverged"].sum() == 1
+    manifest = json.loads((out / ".bncli-report.json").read_text())["files"]
+    assert "scaling_rates.csv" in manifest and "summary.csv" in manifest
 
 
 def test_family_drawings_mark_unconverged_points_hollow():

@@ -25,6 +25,7 @@ from .figures import FIGURES
 from .figures.base import Context, Fig
 from .figures.phase import check_grid
 from .figures.run_spectra import warm_up
+from .figures.scaling import rates_of
 from .fit import depth_fit_table
 from .load import ReportError, Run, discover, load_chunk, run_names
 from .out import HTML, ReportFolder, choose
@@ -34,6 +35,7 @@ from .tables import (TABLE_FILES, bookkeeping, by_setting_table, config_frame, f
                      long_table, run_info, summary_table, swept_keys, varying, write_tables)
 
 MAX_HTML_ROWS = 300
+RATES = "scaling_rates.csv"
 
 
 @dataclass
@@ -158,6 +160,11 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0,
     html_path = out / HTML
     folder.claim([out / name for name in TABLE_FILES] + [html_path])
     tables = write_tables(out, len(runs), summary, by_setting, fits, long, problems)
+    rates = rates_of(ctx)
+    if rates is not None:  # N-sweeps: the fitted scaling rates (figures.scaling)
+        tables[RATES] = out / RATES
+        folder.claim([tables[RATES]])
+        rates.to_csv(tables[RATES], index=False)
     drawn = dict(r for p in pending for r in (p if isinstance(p, list) else p.get()))
     figs = _collect(figs + run_figs, drawn, problems, skipped)
 

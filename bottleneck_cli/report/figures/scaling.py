@@ -97,6 +97,14 @@ def _data(ctx: Context):
     return pts, keys, rate_table(pts, keys)
 
 
+def rates_of(ctx: Context) -> pd.DataFrame | None:
+    """The fitted rates as the report's ``scaling_rates.csv`` (None: no N-sweep here)."""
+    if N_KEY not in ctx.swept:
+        return None
+    rates = _data(ctx)[2]
+    return None if rates.empty else rates
+
+
 def plan_fit(ctx: Context) -> Iterator[Fig | str]:
     """Test error against N with the fitted lines; the rate table in the caption."""
     if N_KEY not in ctx.swept:
