@@ -32,7 +32,8 @@ from .out import HTML, ReportFolder, choose
 from .plan import job, per_run_figures, plan, render
 from .pool import forked_pool, sigterm_interrupts, worker_count
 from .tables import (TABLE_FILES, bookkeeping, by_setting_table, config_frame, finals_frame,
-                     long_table, run_info, summary_table, swept_keys, varying, write_tables)
+                     run_info, summary_table, swept_keys, varying, write_tables)
+from .long import LONG, write_long
 
 MAX_HTML_ROWS = 300
 RATES = "scaling_rates.csv"
@@ -151,7 +152,8 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0,
     submit(run_figs, formats if len(runs) <= per_run_max else ("png",))
     by_setting = by_setting_table(summary, swept)
     fits, fit_points = depth_fit_table(info, finals, cfg, swept, include_unconverged)
-    long = long_table(runs)
+    folder.claim([out / LONG])
+    long = write_long(out / LONG, runs)  # in memory: its global metrics, for the figures
     problems = [f"{r.name}: {p}" for r in runs for p in r.problems]
     figs, skipped_agg = plan(replace(ctx, long=long, fits=fits, fit_points=fit_points,
                                      grid=grid, metric=metric))
@@ -159,7 +161,7 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0,
     submit(sorted(figs, key=lambda f: -FIGURES[f.kind].cost), formats)
     html_path = out / HTML
     folder.claim([out / name for name in TABLE_FILES] + [html_path])
-    tables = write_tables(out, len(runs), summary, by_setting, fits, long, problems)
+    tables = write_tables(out, len(runs), summary, by_setting, fits, problems)
     rates = rates_of(ctx)
     if rates is not None:  # N-sweeps: the fitted scaling rates (figures.scaling)
         tables[RATES] = out / RATES

@@ -1,6 +1,6 @@
 """Run records -> tables: flattened configs, the swept keys, one row per run, seeds
 aggregated per setting, the tidy long table (run x step x metric x layer), and their
-files (CSV, Markdown, Parquet)."""
+files (CSV, Markdown; the long table: ``long``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ..config import BOOKKEEPING_KEYS
 from .closed import COLUMNS
 from .format import fmt, label
 from .load import Run
+from .long import LONG, long_table  # noqa: F401 - the long table's home is long.py
 
 PRIORITY = ("depth", "lam", "lr", "width", "seed")  # order of swept columns and panels
 SUMMARY_METRICS = {  # summary column -> metrics.jsonl key (docs/metrics.md)
@@ -38,8 +39,7 @@ OPTIONAL_METRICS = {  # columns added only when some run has them (docs/metrics.
     "jumps_up": "traj/jumps_up",
     "rel_err": "loss/rel_err",  # completion: ||A - M*||_F / ||M*||_F
 }
-TABLE_FILES = ("summary.csv", "summary_by_setting.csv", "depth_fit.csv", "summary.md",
-               "long.parquet")
+TABLE_FILES = ("summary.csv", "summary_by_setting.csv", "depth_fit.csv", "summary.md", LONG)
 # Optional columns that the by-setting table also aggregates, where present.
 OPTIONAL_SETTING = ["converged", "closed_form", "closed_form_target", "distinct_neurons", "rank_A",
                     "jumps_down", "jumps_up", "rel_err"]
@@ -180,52 +180,6 @@ def by_setting_table(summary: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
     return pd.concat([first, counts, agg.reindex(counts.index)], axis=1).reset_index(drop=True)
 
 
-def long_table(runs: list[Run]) -> pd.DataFrame:
-    """Tidy table of every recorded metric: run, step, metric, layer (NA if global), value.
-
-    Vectorized: key names are parsed once per distinct set of keys; absent or non-finite
-    values (JSON null) have no row."""
-    key_ids: dict[str, int] = {}
-    layouts: dict[tuple, np.ndarray] = {}
-    codes, values, run_codes, steps = [], [], [], []
-    for i, run in enumerate(runs):
-        if not run.values.size or "step" not in run.keys:
-            continue
-        layout = layouts.get(run.keys)
-        if layout is None:
-            layout = np.array([key_ids.setdefault(k, len(key_ids)) for k in run.keys], np.int32)
-            layouts[run.keys] = layout
-        n_rec, n_key = run.values.shape
-        codes.append(np.tile(layout, n_rec))
-        values.append(run.values.ravel())
-        run_codes.append(np.full(n_rec * n_key, i, np.int32))
-        steps.append(np.repeat(run.values[:, run.keys.index("step")], n_key))
-    keys = list(key_ids)
-    metric_code = np.zeros(len(keys), np.int32)
-    layer_of = np.zeros(len(keys), np.int16)
-    seen: dict[str, int] = {}
-    for j, k in enumerate(keys):
-        name, layer = rd.split_layer_key(k) or (k, 0)
-        metric_code[j] = seen.setdefault(name, len(seen))
-        layer_of[j] = layer
-
-    def cat(parts, dtype):
-        return np.concatenate(parts) if parts else np.zeros(0, dtype)
-
-    codes, vals = cat(codes, np.int32), cat(values, float)
-    run_codes, step_col = cat(run_codes, np.int32), cat(steps, float)
-    keep = (codes != key_ids.get("step", -1)) & np.isfinite(vals)
-    codes, vals, run_codes, step_col = codes[keep], vals[keep], run_codes[keep], step_col[keep]
-    layer = layer_of[codes]
-    return pd.DataFrame({
-        "run": pd.Categorical.from_codes(run_codes, categories=[r.name for r in runs]),
-        "step": step_col.astype(np.int64),
-        "metric": pd.Categorical.from_codes(metric_code[codes], categories=list(seen)),
-        "layer": pd.arrays.IntegerArray(layer, layer == 0),
-        "value": vals,
-    })
-
-
 def markdown_table(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (no extra dependency)."""
     cols = [str(c) for c in df.columns]
@@ -237,13 +191,13 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 def write_tables(out: Path, n_runs: int, summary: pd.DataFrame, by_setting: pd.DataFrame,
-                 fits: pd.DataFrame, long: pd.DataFrame, problems: list[str]) -> dict[str, Path]:
-    """summary.csv/.md, summary_by_setting.csv, depth_fit.csv and long.parquet."""
+                 fits: pd.DataFrame, problems: list[str]) -> dict[str, Path]:
+    """summary.csv/.md, summary_by_setting.csv and depth_fit.csv (and the path of
+    long.parquet, written by ``long.write_long``)."""
     tables = {name: out / name for name in TABLE_FILES}
     summary.to_csv(tables["summary.csv"], index=False)
     by_setting.to_csv(tables["summary_by_setting.csv"], index=False)
     fits.to_csv(tables["depth_fit.csv"], index=False)
-    long.to_parquet(tables["long.parquet"], index=False)
     md = [f"# bncli report: {n_runs} runs\n", markdown_table(summary)]
     if len(by_setting) < len(summary):
         md += ["\n## Seeds aggregated (finished runs)\n", markdown_table(by_setting)]

@@ -42,7 +42,7 @@ class Context:
     finals: pd.DataFrame  # final metric values
     swept: list[str]
     per_run_max: int = 0
-    long: pd.DataFrame | None = None
+    long: pd.DataFrame | None = None  # the long table's global metrics (layer NA)
     fits: pd.DataFrame | None = None
     fit_points: pd.DataFrame | None = None
     grid: tuple[str, str] | None = None  # --grid
