@@ -3,8 +3,10 @@ the page shows them.
 
 Each kind lives in one module that holds its data function (tables in, the aggregate it
 draws out), its ``plan`` (whether it applies to these runs, with its data and caption,
-or why not) and its drawing function (data in, matplotlib Figure out). A new figure is
-one new module and one entry here; ``..plan`` asks every entry and ``..plan.render``
+or why not) and its drawing function (data in, matplotlib Figure out); a module of
+several figures registers each plan and drawing function as its own entry (a plan may
+serve several entries through ``partial``). A new figure is one new module and one entry
+here; ``..plan`` asks every entry and ``..plan.render``
 draws what they planned, in the drawing workers.
 """
 
@@ -50,15 +52,15 @@ FIGURES: dict[str, Kind] = {
     "neurons_vs_width": Kind(neurons.plan, neurons.draw, cost=3),
     "nonlinearity_profile": Kind(partial(profiles.plan, "nonlinearity_profile"),
                                  profiles.draw, cost=3),
-    "rank_over_time": Kind(partial(rank_jumps.plan, "rank_over_time"), rank_jumps.draw,
+    "rank_over_time": Kind(partial(rank_jumps.plan, "rank_over_time"), rank_jumps.draw_rank,
                            cost=3),
-    "loss_plateaus": Kind(partial(rank_jumps.plan, "loss_plateaus"), rank_jumps.draw,
+    "loss_plateaus": Kind(partial(rank_jumps.plan, "loss_plateaus"), rank_jumps.draw_plateaus,
                           cost=3),
-    "staircase": Kind(partial(rank_jumps.plan, "staircase"), rank_jumps.draw),
-    "leaky_rank": Kind(partial(leaky.plan, "leaky_rank"), leaky.draw),
-    "leaky_energies": Kind(partial(leaky.plan, "leaky_energies"), leaky.draw, cost=3),
-    "leaky_steps": Kind(partial(leaky.plan, "leaky_steps"), leaky.draw),
-    "scaling_fit": Kind(partial(scaling.plan, "scaling_fit"), scaling.draw),
-    "rate_heatmap": Kind(partial(scaling.plan, "rate_heatmap"), scaling.draw),
-    "arch_compare": Kind(partial(scaling.plan, "arch_compare"), scaling.draw, cost=3),
+    "staircase": Kind(partial(rank_jumps.plan, "staircase"), rank_jumps.draw_staircase),
+    "leaky_rank": Kind(leaky.plan_rank, leaky.draw_rank),
+    "leaky_energies": Kind(leaky.plan_energies, leaky.draw_energies, cost=3),
+    "leaky_steps": Kind(leaky.plan_steps, leaky.draw_steps),
+    "scaling_fit": Kind(scaling.plan_fit, scaling.draw_fit),
+    "rate_heatmap": Kind(scaling.plan_heatmap, scaling.draw_heatmap),
+    "arch_compare": Kind(scaling.plan_arch, scaling.draw_arch, cost=3),
 }

@@ -89,7 +89,7 @@ def plan_rank(ctx: Context) -> Iterator[Fig | str]:
               "−2H/Lt (median over layers) and min_p COI at the end of training against "
               "the effective depth Lt; dotted: the teacher's inner dimension k*. The paper "
               "(Fig. 1a): the first approaches k* from below, the second from above.",
-              "leaky_rank", ("leaky_rank", data, _k_star(ctx, _finished(ctx, "model.leak"))),
+              "leaky_rank", (data, _k_star(ctx, _finished(ctx, "model.leak"))),
               key=ctx.key(_finished(ctx, "model.leak")))
 
 
@@ -103,7 +103,7 @@ def plan_energies(ctx: Context) -> Iterator[Fig | str]:
                   "for up to 4 runs: COI and kinetic energy large near input and output, the "
                   "Hamiltonian flatter." + sentence(shown(
                       len(energies.attrs["rows"]), energies.attrs["of"], "finished runs")),
-                  "leaky_energies", ("leaky_energies", energies),
+                  "leaky_energies", (energies,),
                   key=ctx.key(energies.attrs["rows"]))
 
 
@@ -114,7 +114,7 @@ def plan_steps(ctx: Context) -> Iterator[Fig | str]:
     if steps["scheme"].nunique() >= 2 and steps["depth"].nunique() >= 2:
         yield Fig("leaky_steps", "Test error against L per layer-step scheme",
                   "Final test MSE against the number of layers L, one line per model.steps "
-                  "(Fig. 2a), mean ± std over seeds.", "leaky_steps", ("leaky_steps", steps),
+                  "(Fig. 2a), mean ± std over seeds.", "leaky_steps", (steps,),
                   key=ctx.key(_finished(ctx, "model.steps", "loss/test")))
 
 
@@ -172,16 +172,3 @@ def draw_steps(df: pd.DataFrame):
     ax.set_yscale("log")
     ps.legend(ax, *ax.get_legend_handles_labels(), title="model.steps")
     return fig
-
-
-PLANS = {"leaky_rank": plan_rank, "leaky_energies": plan_energies, "leaky_steps": plan_steps}
-DRAWS = {"leaky_rank": draw_rank, "leaky_energies": draw_energies, "leaky_steps": draw_steps}
-
-
-def plan(stem: str, ctx: Context) -> Iterator[Fig | str]:
-    """The figure ``stem`` of ``PLANS`` (its args start with the stem, for ``draw``)."""
-    return PLANS[stem](ctx)
-
-
-def draw(stem: str, *args):
-    return DRAWS[stem](*args)

@@ -53,14 +53,14 @@ def plan(which: str, ctx: Context) -> Iterator[Fig | str]:
                   "Numerical rank of the end-to-end matrix A and its largest singular values "
                   "against step, one line per run, coloured by optimizer (GD and SGD overlaid)."
                   + sentence(shown(len(runs), len(opt), "runs, spread evenly")),
-                  "rank_over_time", ("rank_over_time", keep, {r: opt[r] for r in runs},
+                  "rank_over_time", (keep, {r: opt[r] for r in runs},
                                      sorted(bad & set(runs))), key=ctx.key(ctx.runs_of(runs)))
     elif which == "loss_plateaus":
         yield Fig("loss_plateaus", "Loss plateaus",
                   "Training objective against step, one panel per run; shaded: the plateaus "
                   "detected by trajectory.py (|d log loss/d step| below 5% of its "
                   "peak)." + sentence(shown(len(runs[:6]), len(opt), "runs")), "loss_plateaus",
-                  ("loss_plateaus", keep[keep["metric"] == "loss/train"], runs[:6],
+                  (keep[keep["metric"] == "loss/train"], runs[:6],
                    sorted(bad & set(runs[:6]))), key=ctx.key(ctx.runs_of(runs[:6])))
     else:
         yield from _plan_staircase(ctx)
@@ -90,14 +90,8 @@ def _plan_staircase(ctx: Context) -> Iterator[Fig | str]:
                   f"Step at which the k-th singular value of A first reaches half its final "
                   f"value, against k, one line per {init} (mean over the other settings: "
                   f"seeds, ridges; min-max bars; symlog axis).",
-                  "staircase", ("staircase", df.reset_index(), init),
+                  "staircase", (df.reset_index(), init),
                   key=ctx.key(sorted(used)))
-
-
-def draw(which: str, *args):
-    """Draw figure ``which`` from its planned data."""
-    return {"rank_over_time": draw_rank, "loss_plateaus": draw_plateaus,
-            "staircase": draw_staircase}[which](*args)
 
 
 @styled

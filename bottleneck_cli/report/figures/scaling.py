@@ -116,7 +116,7 @@ def plan_fit(ctx: Context) -> Iterator[Fig | str]:
     yield Fig("scaling_fit", "Test error against N (log-log fit per setting)",
               "Test error (mean over seeds, points per seed) against the training-set size N; "
               "lines: log err = -rate·log N + c. Fitted rates (mean ± std over seeds): "
-              + rate_text(rates), "scaling_fit", ("scaling_fit", pts, rates),
+              + rate_text(rates), "scaling_fit", (pts, rates),
               key=ctx.key(pts.index))
 
 
@@ -137,7 +137,7 @@ def plan_heatmap(ctx: Context) -> Iterator[Fig | str]:
               "The empirical rate (−slope of log test error against log N, mean over seeds) "
               "per (ν_g, ν_h); one panel per other setting."
               + ("; dashed border: the fit includes unconverged runs" if key else ""),
-              "rate_heatmap", ("rate_heatmap", rates), key=key)
+              "rate_heatmap", (rates,), key=key)
 
 
 def plan_arch(ctx: Context) -> Iterator[Fig | str]:
@@ -152,7 +152,7 @@ def plan_arch(ctx: Context) -> Iterator[Fig | str]:
     pts = pts.assign(panel=[_label(r, rest) for _, r in pts.iterrows()])
     yield Fig("arch_compare", "Deep against shallow against accordion",
               "Test error against N (mean over seeds), one line per model at equal settings.",
-              "arch_compare", ("arch_compare", pts), key=ctx.key(pts.index))
+              "arch_compare", (pts,), key=ctx.key(pts.index))
 
 
 @styled
@@ -228,16 +228,3 @@ def draw_arch(pts: pd.DataFrame):
         ps.title(ax, panel, size=8)
     ps.legend(fig, *axes[0, 0].get_legend_handles_labels())
     return fig
-
-
-PLANS = {"scaling_fit": plan_fit, "rate_heatmap": plan_heatmap, "arch_compare": plan_arch}
-DRAWS = {"scaling_fit": draw_fit, "rate_heatmap": draw_heatmap, "arch_compare": draw_arch}
-
-
-def plan(stem: str, ctx: Context) -> Iterator[Fig | str]:
-    """The figure ``stem`` of ``PLANS`` (its args start with the stem, for ``draw``)."""
-    return PLANS[stem](ctx)
-
-
-def draw(stem: str, *args):
-    return DRAWS[stem](*args)
