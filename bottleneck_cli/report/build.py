@@ -106,11 +106,12 @@ def build_report(paths: Sequence[Path], out: Path | None = None,
 
 
 def _load(items: list[tuple[Path, str]], workers: int, formats: Sequence[str]) -> list[Run]:
-    """Read the runs, in forked workers for large reports. Meanwhile this process warms up
-    matplotlib, so that the drawing workers forked later inherit loaded fonts and backends."""
-    from . import style  # noqa: F401 - matplotlib, loaded here for every report
-
+    """Read the runs, in forked workers for large reports. Meanwhile this process loads and
+    warms up matplotlib, so that the drawing workers forked later inherit loaded fonts and
+    backends (the loading workers, forked first, never need it)."""
     if workers < 2 or len(items) < 64:
+        from . import style  # noqa: F401 - matplotlib, loaded here for every report
+
         return load_chunk(items)
     n = max(1, len(items) // (8 * workers))
     chunks = [items[i:i + n] for i in range(0, len(items), n)]

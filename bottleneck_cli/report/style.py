@@ -1,6 +1,6 @@
 """The house style of report figures and the helpers every figure uses: panel grids
-under matplotlib's constrained layout (titles, colorbars and legends never overlap),
-legends outside the data, wrapped titles, sparse plain-text ticks, colours that stay
+under matplotlib's constrained layout (titles, colorbars and legends never overlap), or
+at fixed margins for figures whose shape never varies (no layout pass), legends outside the data, wrapped titles, sparse plain-text ticks, colours that stay
 apart for many settings, the look of unconverged runs, and ``save``. Importing it loads
 matplotlib (Agg backend); the figure modules import it only when they draw
 (``figures.base.styled`` applies ``STYLE``)."""
