@@ -64,7 +64,7 @@ def _frame(result: ReportResult) -> tuple[pd.DataFrame, str]:
             out["converged"] = [f"{int(conv.get(c, 0))}/{f}"
                                 for c, f in zip(_setting(df, keys), df["finished"])]
         for m in METRICS:
-            if f"{m}_mean" in df:
+            if f"{m}_mean" in df and m != "converged":  # counted above, not averaged
                 out[m] = df[f"{m}_mean"].map(lambda v: fmt(v, 4))
         out = out[[c for c in [*keys, "runs", *METRICS] if c in out]]
         return out, "settings (mean over finished seeds)"
