@@ -286,7 +286,8 @@ def test_report_overlays_gd_and_sgd_rank_over_time(in_tmp, monkeypatch):
     result = runner.invoke(app, ["report", "runs/j"])
     assert result.exit_code == 0, result.output
     fig = next(f for f in planned if f.stem == "rank_over_time")
-    which, df, opt = fig.args
+    which, df, opt, unconverged = fig.args
+    assert set(unconverged) <= set(opt)  # the runs drawn dashed are among those drawn
     assert which == "rank_over_time"
     assert sorted(opt.values()) == ["optim.name=gd"] * 2 + ["optim.name=sgd"] * 2
     assert set(df["run"]) == set(opt)  # all four runs in the one figure
