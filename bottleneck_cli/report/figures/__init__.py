@@ -57,6 +57,7 @@ FIGURES: dict[str, Kind] = {
     "staircase": Kind(partial(rank_jumps.plan, "staircase"), rank_jumps.draw),
     "leaky_rank": Kind(partial(leaky.plan, "leaky_rank"), leaky.draw),
     "leaky_energies": Kind(partial(leaky.plan, "leaky_energies"), leaky.draw, cost=3),
+    "leaky_weights": Kind(partial(leaky.plan, "leaky_weights"), leaky.draw, cost=3),
     "leaky_steps": Kind(partial(leaky.plan, "leaky_steps"), leaky.draw),
     "scaling_fit": Kind(partial(scaling.plan, "scaling_fit"), scaling.draw),
     "rate_heatmap": Kind(partial(scaling.plan, "rate_heatmap"), scaling.draw),
