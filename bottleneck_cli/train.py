@@ -132,13 +132,18 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
     t0 = time.perf_counter() - batch.elapsed.max(initial=0.0)
 
     # The step-0 record evaluates the initial parameters (kept as params0) after the first
-    # chunk: the first step waits neither for it nor for the metrics program's compile.
-    batch.evaluate_ahead()
+    # chunk: the first step waits neither for it nor for the metrics program, whose trace
+    # and compile start in the background once the first chunk is dispatched (tracing it
+    # beside the chunk's own trace would slow that down: both need the interpreter).
+    ahead = True
     initial = start == 0
     with (nullcontext(stop) if stop is not None else StopFlag()) as stop:
         latest = [None] * n  # each member's last metrics record, for the progress display
         for b in boundaries(cfg, start):
             batch.run_to(b)
+            if ahead:
+                batch.evaluate_ahead()
+                ahead = False
             batch.advance_stage()
             alive = np.asarray(jax.device_get(batch.state["alive"]))
             batch.elapsed[:] = time.perf_counter() - t0
