@@ -75,3 +75,20 @@ def test_train_does_not_import_flax(tmp_path):
                           env={"BNCLI_JAX_CACHE": "", "PATH": "/usr/bin:/bin"}, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "r" / "summary.json").exists()
+
+
+def test_records_deferred_while_compiling_are_complete_and_in_order(tmp_path):
+    """With a cold cache the metrics program compiles while training goes on; every record
+    is still written, once, in step order, before the run ends."""
+    import json
+
+    proc = subprocess.run([sys.executable, "-m", "bottleneck_cli.cli", "train", "depth=3",
+                           "width=8", "steps=20", "metrics.num_log=8", f"out={tmp_path}",
+                           "name=r"], capture_output=True, text=True, timeout=120,
+                          env={"BNCLI_JAX_CACHE": "", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    steps = [json.loads(line)["step"] for line in
+             (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[0] == 0 and steps[-1] == 20
+    spectra = sorted(int(f.stem) for f in (tmp_path / "r" / "spectra").glob("*.npz"))
+    assert spectra == steps
