@@ -159,6 +159,8 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
             if b in marks:
                 records.add(b, statuses, skip=newly_dead)
                 _stop_converged(batch, b, statuses)
+            if b >= cfg.steps:
+                records.flush()  # the last progress line shows the final values
             if progress is not None:
                 progress.update(b, statuses, latest)
             if newly_dead or b % cfg.checkpoint.every == 0 or stop:
