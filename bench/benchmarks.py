@@ -970,7 +970,7 @@ def bench_matern(opts: Opts) -> Section:
 
 
 from completion_bench import bench_completion, bench_rank_cost  # noqa: E402
-from speed_bench import bench_first_step  # noqa: E402
+from speed_bench import bench_first_step, bench_whole_run  # noqa: E402
 
 BENCHMARKS = {
     "step": bench_step,
@@ -980,6 +980,7 @@ BENCHMARKS = {
     "metrics": bench_metrics,
     "help": bench_help,
     "first_step": bench_first_step,
+    "whole_run": bench_whole_run,
     "compile": bench_compile,
     "report": bench_report,
     "gpu": bench_gpu,

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py --out BENCHMARKS.md          # everything (~15 min)
     .venv/bin/python bench/run.py --quick --out /tmp/bench.md  # smoke run, tiny sizes
-    .venv/bin/python bench/run.py --only step,flops
+    .venv/bin/python bench/run.py --only step,flops   # updates only those sections of --out
 
 Every figure is a ratio measured side by side in this one run (the machine is shared
 and noisy); see bench/README.md.
@@ -75,7 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     text = render(sections, cmd, args.quick, load_start,
                   "OPENBLAS_NUM_THREADS=1; torch.set_num_threads(2); JAX CPU defaults",
                   time.perf_counter() - t0)
-    Path(args.out).write_text(text)
+    out = Path(args.out)
+    if args.only and out.exists() and not args.quick:  # keep the other benchmarks' sections
+        from partial import merge
+
+        note = (f"Sections {', '.join(f'`{n}`' for n in args.names)} regenerated "
+                f"{time.strftime('%Y-%m-%d %H:%M')} by `{' '.join(cmd)}` (load average at "
+                f"start {load_start}, at end {load_average()}); the others are from the run "
+                "above.")
+        text = merge(out.read_text(), text, args.names, note)
+    out.write_text(text)
     print(f"[bench] wrote {args.out}", flush=True)
     return 1 if any(s.error for s in sections) else 0
 

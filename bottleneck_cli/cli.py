@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from .cli_options import CfgOption, InfoOption, OverridesArg, print_version
-from .completion import complete_override
+from . import cli_tools as tools
+from .cli_errors import (EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FAILED,  # noqa: F401 (re-exported)
+                         EXIT_INTERRUPTED, errors, say, state)
+from .cli_options import CfgOption, ConfigDirOption, InfoOption, OverridesArg, print_version
 from .config_groups import help_text
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-EXIT_BAD_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 3, 130
-# Exceptions that mean bad user input (raised by tasks/ and report/).
-USER_ERRORS = ("TaskError", "ReportError")
 
 GROUPS_HELP = help_text()
 app = typer.Typer(
@@ -37,75 +35,21 @@ app = typer.Typer(
     "  bncli list               (config groups, presets, every key)",
     epilog=GROUPS_HELP,
 )
-_state = {"debug": False}
 
 
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
           _v: bool = typer.Option(False, "--version", callback=print_version, is_eager=True,
                                   help="Print the version and exit.")):
-    _state["debug"] = debug
+    state["debug"] = debug
 
 
-def _say(text: str) -> None:
-    print(text, flush=True)
-
-
-def _caused_by_interrupt(exc: BaseException) -> bool:
-    """Whether a KeyboardInterrupt (Ctrl-C, or SIGTERM where bncli turns it into one) is in
-    ``exc``'s chain: numpy, for one, reports an interrupted import as an ImportError."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-@contextmanager
-def _errors():
-    """Bad input -> one line on stderr and exit 2; anything else -> one line and exit 1."""
-    from .config import ConfigError
-
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except (ConfigError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-        if _state["debug"]:
-            raise
-        print(f"bncli: error: {exc}", file=sys.stderr)
-        raise typer.Exit(EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        print("bncli: interrupted", file=sys.stderr)
-        raise typer.Exit(EXIT_INTERRUPTED)
-    except Exception as exc:
-        if _caused_by_interrupt(exc):  # e.g. a stop signal inside an extension's import
-            print("bncli: interrupted", file=sys.stderr)
-            raise typer.Exit(EXIT_INTERRUPTED)
-        if _state["debug"]:
-            raise
-        user_error = type(exc).__name__ in USER_ERRORS
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if user_error:
-            print(f"bncli: error: {line}", file=sys.stderr)
-            raise typer.Exit(EXIT_BAD_INPUT)
-        print(f"bncli: failed ({type(exc).__name__}): {line} (rerun with --debug for the "
-              "traceback)", file=sys.stderr)
-        raise typer.Exit(EXIT_FAILED)
-
-
-ConfigDirOption = typer.Option(
-    None, "--config-dir", "-c",
-    help="Extra folder of config files (groups model/, task/, optim/, experiment/); "
-    "repeatable. Also read from $BNCLI_CONFIG_DIR.")
 def _show(command: str, overrides: list[str], dirs: list[str], cfg, info) -> None:
     """``--cfg`` / ``--info``: print and exit 0, or a one-line error."""
-    with _errors():
+    with errors():
         from .discovery import show
 
-        _say(show(command, overrides, dirs, cfg, info))
+        say(show(command, overrides, dirs, cfg, info))
 
 
 @app.command(context_settings=HYDRA_ARGS, epilog=GROUPS_HELP)
@@ -130,7 +74,7 @@ def train(
     overrides = [*(overrides or []), *ctx.args]
     if cfg_part is not None or info:
         return _show("train", overrides, [str(d) for d in config_dir or []], cfg_part, info)
-    with _errors():
+    with errors():
         from .config import load
         from .progress import make_progress
         from .runs import check_data, check_name, open_run, run_name
@@ -143,21 +87,21 @@ def train(
         path = Path(cfg.out) / cfg.name
         with open_run(path, cfg, overrides, force) as member:
             if member is None:
-                _say(f"{path}: already {member_status(path)}; nothing to do (use --force to retrain)")
+                say(f"{path}: already {member_status(path)}; nothing to do (use --force to retrain)")
                 return
             progress = make_progress(cfg.log_every_s)
             try:
                 status = train_members([member], progress)[0]
             except Interrupted as exc:
                 progress.close()
-                _say(f"{path}: interrupted ({exc}); run the same command to resume")
+                say(f"{path}: interrupted ({exc}); run the same command to resume")
                 raise typer.Exit(EXIT_INTERRUPTED)
             except Exception as exc:
                 member.run.set_status("failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
                 raise
             finally:
                 progress.close()
-        _say(_result_line(path))
+        say(_result_line(path))
         if status == "diverged":
             raise typer.Exit(EXIT_DIVERGED)
 
@@ -203,7 +147,7 @@ def sweep(
     overrides = [*(overrides or []), *ctx.args]
     if cfg_part is not None or info:
         return _show("sweep", overrides, [str(d) for d in config_dir or []], cfg_part, info)
-    with _errors():
+    with errors():
         from . import sweep as sw
         from .progress import make_progress
         from .sweep_members import clear_members
@@ -216,7 +160,7 @@ def sweep(
             if show_named_sweep(name, overrides, dirs):
                 return
         plan = sw.plan(overrides, name, dirs, force=force)
-        _say(sw.describe(plan) if dry_run else "\n".join(sw.describe(plan).splitlines()[:2]))
+        say(sw.describe(plan) if dry_run else "\n".join(sw.describe(plan).splitlines()[:2]))
         if dry_run:
             return
         if force:
@@ -233,7 +177,7 @@ def sweep(
                     progress.close()
         except Interrupted as exc:
             sw.write_index(plan, sw.main_argv())
-            _say(f"sweep interrupted ({exc}); run the same command to resume")
+            say(f"sweep interrupted ({exc}); run the same command to resume")
             raise typer.Exit(EXIT_INTERRUPTED)
         sw.write_index(plan, sw.main_argv())
         _print_sweep_summary(plan)
@@ -250,7 +194,7 @@ def _print_sweep_summary(plan) -> None:
     rows = [read_row(plan.root / m.name, m.name) for m in plan.members]
     print_members(Console(highlight=False), rows, f"sweep {plan.name}")
     path = shown_path(plan.root)  # whole, on a line of its own when long: pastes as is
-    _say("report:\n  bncli report " + (path if len(path) <= 65 else f"\\\n    {path}"))
+    say("report:\n  bncli report " + (path if len(path) <= 65 else f"\\\n    {path}"))
     left = sw.unfinished(plan)
     if left:
         more = f" and {len(left) - 5} more" if len(left) > 5 else ""
@@ -258,23 +202,6 @@ def _print_sweep_summary(plan) -> None:
               f"{', '.join(left[:5])}{more}; re-run the same command to resume them "
               "(--retry-failed retrains failed ones)", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
-
-
-@app.command()
-def status(
-    path: Path = typer.Argument(
-        Path("runs"), help="A sweep folder, a run folder, or a folder of them (default: runs)."),
-):
-    """Show a sweep's members: status, step, objective, test fit, rank, ETA.
-
-    Reads only the run folders (writes nothing, takes no lock), so it works while the
-    sweep trains and on a copy from another machine. On a folder of sweeps: one line
-    per sweep. Example: bncli status runs/demo
-    """
-    with _errors():
-        from .status_view import show
-
-        show(path)
 
 
 @app.command()
@@ -293,7 +220,7 @@ def report(
         "into the depth fit (left out by default)."),
 ):
     """Tables, bottleneck figures and one self-contained report.html from run folders."""
-    with _errors():
+    with errors():
         from rich.console import Console
 
         from .report import build_report, print_summary
@@ -310,45 +237,9 @@ def report(
         print_summary(result, Console())
 
 
-@app.command("list", context_settings=HYDRA_ARGS)
-def list_(
-    words: Optional[List[str]] = typer.Argument(
-        None, metavar="[GROUP|KEY|OVERRIDE]...", show_default=False,
-        autocompletion=complete_override, help="Narrow to groups (model, experiment), keys "
-        "or sections (depth, metrics); overrides (task=matern) pick the config shown."),
-    config_dir: Optional[List[Path]] = ConfigDirOption,
-):
-    """Config groups and their options (presets included), and every key with its default
-    and meaning: bncli list, bncli list model, bncli list task=matern. Writes nothing."""
-    with _errors():
-        from .listing import render
-
-        _say(render(list(words or []), [str(d) for d in config_dir or []]))
-
-
-@app.command()
-def completion(shell: str = typer.Argument(..., metavar="bash|zsh|fish")):
-    """Print the shell completion script (commands, groups, presets, keys), e.g. in
-    ~/.bashrc: eval "$(bncli completion bash)". --install-completion installs it."""
-    with _errors():
-        from .completion import script
-
-        _say(script(shell))
-
-
-@app.command()
-def export(
-    what: str = typer.Argument(..., help="What to write: tensorboard (event files per run)."),
-    paths: List[Path] = typer.Argument(..., help="Run folders, sweep folders or trees of them."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Write into OUT/<run name>/ instead of each run's tb/ "
-        "folder (the run folders are then only read)."),
-):
-    """Event files for existing runs from their records: 'bncli export tensorboard runs/'."""
-    with _errors():
-        from .export import export as run_export
-
-        run_export(what, list(paths), out, _say)
+for _command, _settings in ((tools.status, {}), (tools.list_, HYDRA_ARGS),
+                            (tools.completion, {}), (tools.export, {})):
+    app.command(_command.__name__.rstrip("_"), context_settings=_settings)(_command)
 
 
 def main() -> None:

@@ -25,3 +25,7 @@ CfgOption = typer.Option(
 InfoOption = typer.Option(
     False, "--info", help="Print the config search path, defaults list, groups and config "
     "(--info searchpath|defaults|config: one of them), and exit; writes nothing.")
+ConfigDirOption = typer.Option(
+    None, "--config-dir", "-c",
+    help="Extra folder of config files (groups model/, task/, optim/, experiment/); "
+    "repeatable. Also read from $BNCLI_CONFIG_DIR.")

@@ -42,6 +42,11 @@ class Program:
                 return
             self._compiled = _background().submit(lambda: self.fn.lower(*args).compile())
 
+    def compiling(self) -> bool:
+        """Whether an ahead-of-time compile is still running."""
+        future = self._compiled
+        return future is not None and not future.done()
+
     def __call__(self, *args):
         if self.ready:
             return self.fn(*args)
@@ -301,23 +306,34 @@ class Cohort:
                 self.state["params"] = self._host_update(self.state["params"], self.data,
                                                          self.state["alive"])
 
-    def _evaluate_args(self, initial: bool) -> tuple:
+    def _evaluate_args(self, initial: bool, at=None) -> tuple:
         params, step = (self.params0, np.zeros((), np.int32)) if initial else \
-            (self.state["params"], self.state["step"])
+            at or (self.state["params"], self.state["step"])
         return params, step, self.params0, self.hyper, self.data
+
+    def snapshot(self) -> tuple:
+        """The current (params, step) as host arrays, to evaluate later (``evaluate(at=)``)."""
+        import jax
+
+        return jax.device_get((self.state["params"], self.state["step"]))
+
+    def metrics_compiling(self) -> bool:
+        """Whether the metrics program is still being compiled in the background."""
+        return self._evaluate.compiling()
 
     def evaluate_ahead(self) -> None:
         """Compile the metrics program in the background (the first step does not need it)."""
         self._evaluate.ahead(*self._evaluate_args(True))
 
-    def evaluate(self, initial: bool = False) -> list[tuple[dict, dict]]:
+    def evaluate(self, initial: bool = False, at=None) -> list[tuple[dict, dict]]:
         """Per member: (scalar metrics, raw singular-value arrays); ``initial``: of the
-        initial parameters at step 0 (kept as ``params0``) rather than the current state."""
+        initial parameters at step 0 (kept as ``params0``), ``at``: of a ``snapshot()``,
+        rather than the current state."""
         import jax
 
         from . import metrics as spectra
 
-        flat = np.asarray(jax.device_get(self._evaluate(*self._evaluate_args(initial))))
+        flat = np.asarray(jax.device_get(self._evaluate(*self._evaluate_args(initial, at))))
         raw = _unpack(flat, self._evaluate.layout)
         out = []
         for i, m in enumerate(self.members):

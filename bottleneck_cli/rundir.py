@@ -21,6 +21,8 @@ Status values: ``running``, ``finished``, ``diverged``, ``interrupted``, ``faile
 Every whole-file write goes through a temporary file and ``os.replace`` so a kill
 never leaves a half-written file; ``metrics.jsonl`` is append-only and a torn last
 line is ignored by the reader (and cut off by ``truncate_metrics`` on resume).
+Per-record writes (a metrics line, a spectra file) are made durable by a background
+thread (``background_io``), flushed before every other whole-file write and every read.
 
 This module imports neither JAX nor training code: ``report`` relies on that.
 """
@@ -38,6 +40,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+
+from . import background_io
 
 CONFIG = "config.yaml"
 CONFIG_JSON = "config.json"
@@ -95,7 +99,11 @@ def sorted_layers(keys: Iterable[str]) -> list[str]:
     return sorted(keys, key=lambda k: (split_layer_key(k) or (k, -1)))
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def _atomic_write_bytes(path: Path, data: bytes, flush: bool = True) -> None:
+    """Write ``data`` to ``path`` through a synced temporary file; ``flush``: first wait
+    for the queued record writes (state files come after the records before them)."""
+    if flush:
+        background_io.flush()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -186,12 +194,13 @@ class RunDir:
         lines = "".join(json.dumps(_jsonable(r)) + "\n" for r in records)
         if not lines:
             return
-        with open(self.file(METRICS), "a") as fh:
+        path = self.file(METRICS)
+        with open(path, "a") as fh:  # visible at once; durable in the background
             fh.write(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
+        background_io.submit(lambda: _fsync(path), key=("fsync", str(path)))
 
     def read_metrics(self) -> list[dict]:
+        background_io.flush()
         return read_metrics(self.file(METRICS))
 
     def truncate_metrics(self, last_step: int) -> None:
@@ -206,9 +215,13 @@ class RunDir:
 
     # ---- spectra ------------------------------------------------------------
     def write_spectra(self, step: int, arrays: dict[str, np.ndarray]) -> None:
-        write_npz(self.file(SPECTRA) / f"{step:08d}.npz", arrays)
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+        path, data = self.file(SPECTRA) / f"{step:08d}.npz", buf.getvalue()
+        background_io.submit(lambda: _atomic_write_bytes(path, data, flush=False))
 
     def spectra_steps(self) -> list[int]:
+        background_io.flush()
         d = self.file(SPECTRA)
         if not d.is_dir():
             return []
@@ -221,6 +234,14 @@ class RunDir:
             raise FileNotFoundError(f"{self.path}: no spectra recorded")
         step = steps[-1] if step is None else step
         return read_npz(self.file(SPECTRA) / f"{step:08d}.npz")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -68,12 +68,21 @@ def make_member_step(cfg, model, tx, stage, info):
         lr = stage_lr(cfg.optim, stage, hyper["lr"], step).astype(x.dtype)
         new_params = jax.tree_util.tree_map(lambda p, d: p + lr * d, params, direction)
         ok = alive & jnp.isfinite(total)
-        keep = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
-            lambda a, b: jnp.where(ok, a, b), new, old)
         div_step = jnp.where(alive & ~ok, step, div_step)
-        return keep(new_params, params), keep(new_opt, opt), ok, div_step
+        return keep_where(ok, new_params, params), keep_where(ok, new_opt, opt), ok, div_step
 
     return member_step
+
+
+def keep_where(ok, new, old):
+    """``new`` where the scalar ``ok`` holds, else ``old``, leaf by leaf: ``jnp.where``'s
+    values with one primitive per leaf (``select_n``), cheap to trace for many leaves."""
+    from jax import lax
+
+    def select(a, b):
+        return lax.select_n(lax.broadcast_in_dim(ok, jnp.shape(a), ()), b, a)
+
+    return jax.tree_util.tree_map(select, new, old)
 
 
 def make_chunk(cfg, model, tx, stage, info):

@@ -22,8 +22,9 @@ import numpy as np
 from . import rundir as rd
 from .cohort import Batch, Cohort, forget_programs  # noqa: F401  (re-exported)
 from .convergence import Tracker, balance_identity, verdict
-from . import tbevents, trajectory
+from . import trajectory
 from .optim import final_objective_from, stages
+from .records import Records
 from .resume import load_start
 from .startup import first_step_done
 from .stopflag import StopFlag
@@ -132,27 +133,38 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
     t0 = time.perf_counter() - batch.elapsed.max(initial=0.0)
 
     # The step-0 record evaluates the initial parameters (kept as params0) after the first
-    # chunk: the first step waits neither for it nor for the metrics program's compile.
-    batch.evaluate_ahead()
+    # chunk: the first step waits neither for it nor for the metrics program, whose trace
+    # and compile start in the background once the first chunk is dispatched (tracing it
+    # beside the chunk's own trace would slow that down: both need the interpreter);
+    # training goes on while it compiles (records.py).
+    ahead = True
     initial = start == 0
     with (nullcontext(stop) if stop is not None else StopFlag()) as stop:
         latest = [None] * n  # each member's last metrics record, for the progress display
+        records = Records(batch, latest, defer=len(batch.stages) == 1
+                          and cfg.train.until == "steps")
         for b in boundaries(cfg, start):
             batch.run_to(b)
+            if ahead:
+                batch.evaluate_ahead()
+                ahead = False
             batch.advance_stage()
             alive = np.asarray(jax.device_get(batch.state["alive"]))
             batch.elapsed[:] = time.perf_counter() - t0
             first_step_done()
             if initial:
-                _record(batch, 0, statuses, initial=True, latest=latest)
+                records.add(0, statuses, initial=True)
                 initial = False
             newly_dead = [i for i in range(n) if statuses[i] == "running" and not alive[i]]
             if b in marks:
-                _record(batch, b, statuses, skip=newly_dead, latest=latest)
+                records.add(b, statuses, skip=newly_dead)
                 _stop_converged(batch, b, statuses)
+            if b >= cfg.steps:
+                records.flush()  # the last progress line shows the final values
             if progress is not None:
                 progress.update(b, statuses, latest)
             if newly_dead or b % cfg.checkpoint.every == 0 or stop:
+                records.flush()  # every record up to b is written before a checkpoint
                 host = jax.device_get(batch.state)
                 for i in newly_dead:
                     statuses[i] = "diverged"
@@ -169,7 +181,8 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
             if "running" not in statuses:
                 break
         if initial:  # no step to train (steps=0)
-            _record(batch, 0, statuses, initial=True, latest=latest)
+            records.add(0, statuses, initial=True)
+        records.flush()
         host = jax.device_get(batch.state)
         for i in range(n):
             if statuses[i] == "running":
@@ -201,27 +214,6 @@ def _stop_converged(batch: Batch, step: int, statuses: list[str]) -> None:
         alive[i] = False
         _finish(batch, host, i, "finished", step)
     batch.state["alive"] = jax.numpy.asarray(alive)
-
-
-def _record(batch: Batch, step: int, statuses: list[str], skip=(), initial=False,
-            latest=None) -> None:
-    """Evaluate and append one metrics record (and spectra) per running member, with its
-    convergence diagnostics (convergence.py); ``initial``: step 0's, of the initial
-    parameters, at time 0; each record also goes into ``latest[i]``."""
-    for i, (record, arrays) in enumerate(batch.evaluate(initial)):
-        if statuses[i] != "running" or i in skip:
-            continue
-        if not np.isfinite(record["loss/train"]):
-            continue  # diverging: the trainer marks it at its next look at the state
-        record.update(batch.trackers[i].update(step, record))
-        run = batch.members[i].run
-        run.write_spectra(step, arrays)
-        elapsed = 0.0 if initial else round(float(batch.elapsed[i]), 4)
-        entry = {"step": step, "time": elapsed, **record}
-        run.append_metrics([entry])
-        tbevents.record(batch.members[i], entry, arrays)
-        if latest is not None:
-            latest[i] = record
 
 
 def configure_jax(float64: bool) -> None:

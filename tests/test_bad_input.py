@@ -256,8 +256,12 @@ DAMAGE = {
         (d / rd.SUMMARY).read_bytes()[:20]), "summary.json is damaged"),
     "status_garbled": (lambda d: (d / rd.STATUS).write_text("{\"status\": fin"),
                        "status.json is damaged"),
-    "config_garbled": (lambda d: (d / rd.CONFIG).write_text("depth: [3\n  : :\n"),
+    # a run of an earlier bncli (config.yaml only), its config.yaml damaged
+    "config_garbled": (lambda d: ((d / "config.json").unlink(),
+                                  (d / rd.CONFIG).write_text("depth: [3\n  : :\n")),
                        "config.yaml is damaged"),
+    "config_json_garbled": (lambda d: (d / "config.json").write_text("{\"depth\": [3"),
+                            "config.json is damaged, config.yaml read instead"),
     "spectra_garbage": (lambda d: max((d / rd.SPECTRA).glob("*.npz")).write_bytes(
         b"PK\x03\x04 garbage" * 8), "spectra unreadable"),
 }

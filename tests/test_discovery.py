@@ -5,6 +5,7 @@ and presets, -h, --version, shell completion, and "did you mean"."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -134,8 +135,14 @@ def test_completion_script_generation(shell, needle):
     assert result.exit_code == 0, result.output
     assert needle in result.stdout and "_BNCLI_COMPLETE" in result.stdout and "bncli" in result.stdout
     assert "choose from bash" in one_line_error(invoke("completion", "tcsh"))
-    shown = subprocess.run([*BNCLI, "--show-completion"], capture_output=True, text=True,
-                           timeout=120, env={**os.environ, "SHELL": f"/bin/{shell}"})
+
+
+def test_show_completion_detects_the_calling_bash():
+    """Typer's --show-completion names the shell it runs under (its parent process): run
+    it from bash (``; true`` keeps bash from replacing itself by bncli)."""
+    command = " ".join(shlex.quote(w) for w in BNCLI) + " --show-completion; true"
+    shown = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                           timeout=120)
     assert shown.returncode == 0 and "_BNCLI_COMPLETE" in shown.stdout, shown.stderr
 
 

@@ -200,3 +200,37 @@ def test_resume_across_the_adam_sgd_boundary_equals_uninterrupted(tmp_path):
     assert_same_run(ref.run.path, member.run.path)
     rho = rd.read_npz(ref.run.file(rd.PARAMS))["rho"]
     assert rho.sum() == pytest.approx(1.0, abs=1e-5) and not np.allclose(rho, 0.25)
+
+
+def test_weight_spectra_figure_is_the_svd_of_each_W_against_p(tmp_path):
+    """The weight-spectra figure's data are the singular values of each residual W_l as the
+    trainer records them, placed at p_l = rho_1 + ... + rho_l; the drawing has one grey line
+    per layer position and one curve per singular-value index."""
+    from bottleneck_cli.metrics import raw_spectra, split_arrays_and_scalars
+    from bottleneck_cli.report.figures import FIGURES
+    from bottleneck_cli.report.figures.leaky import draw_weights, weight_spectra_data
+    from bottleneck_cli.rundir import RunDir
+
+    assert "leaky_weights" in FIGURES
+    model = LeakyResNet(5, 6, 3, 2, leak=2.0, steps="irregular", irregular_a=0.6)
+    params = model.init(0, np.float64)
+    x = np.random.default_rng(1).standard_normal((16, 3))
+    arrays, _ = split_arrays_and_scalars(raw_spectra(model, params, jnp.asarray(x)))
+    p = np.cumsum(params["rho"])
+    df = weight_spectra_data(arrays, p, top=4)
+    assert sorted(df["layer"].unique()) == [1, 2, 3, 4, 5]
+    for l in range(1, 6):
+        g = df[df["layer"] == l].sort_values("index")
+        want = np.linalg.svd(params[f"W{l:02d}"], compute_uv=False)[:4]
+        np.testing.assert_allclose(g["value"], want, rtol=1e-4)
+        np.testing.assert_allclose(g["p"], p[l - 1])
+    assert np.isclose(df["p"].max(), 1.0) and len(set(np.round(np.diff(p), 9))) > 1
+
+    run = RunDir(tmp_path / "run")
+    run.write_spectra(7, arrays)
+    fig = draw_weights([("Lt=2, L=5", str(run.path), list(p), False)])
+    ax = fig.axes[0]
+    vertical = [ln for ln in ax.lines if np.ptp(ln.get_xdata()) == 0 and len(ln.get_xdata()) == 2]
+    assert sorted(float(ln.get_xdata()[0]) for ln in vertical) == pytest.approx(sorted(p))
+    assert len(ax.lines) - len(vertical) == min(12, 6)
+    assert ax.get_yscale() == "log"

@@ -41,6 +41,8 @@ def test_small_preset_runs_and_reports(in_tmp, preset):
     assert result.exit_code == 0, result.output
     html = (root / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
+    if preset.startswith("leaky2024"):  # the weight spectra against p (Fig. 1b / 2b)
+        assert (root / "report" / "figures" / "leaky_weights.png").exists()
     if preset == "dln2021_small":  # lazy gamma 1 against the staircase of gamma 2.5
         rises = {g: json.loads((root / f"model.init_gamma={g},lam=0" / "summary.json")
                                .read_text())["trajectory"]["rise_steps"] for g in ("1", "2.5")}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ranks import _s, numerical_rank
+from .ranks import _s
 
 TOP = 10  # singular values of A recorded as scalars (rise steps of the staircase)
 
@@ -32,10 +32,12 @@ def end_to_end(weights: dict):
 
 
 def summarize_end_to_end(s, atol: float, rtol: float) -> dict[str, float]:
-    """Host-side keys of the singular values ``s`` of A."""
+    """Host-side keys of the singular values ``s`` of A (one pass: a record is every few
+    milliseconds of training at 20 x 20)."""
     s = np.sort(_s(s))[::-1]
-    out = {"rank/A": float(numerical_rank(s, atol, rtol)),
-           "rank/A_s1_5": float(np.sum(s > s[0] / 5.0)) if s.size and s[0] > 0 else 0.0}
-    for k in range(min(TOP, s.size)):
-        out[f"sval/A/{k + 1}"] = float(s[k])
+    top = float(s[0]) if s.size else 0.0
+    out = {"rank/A": float(np.count_nonzero(s > max(float(atol), float(rtol) * top))),
+           "rank/A_s1_5": float(np.count_nonzero(s > top / 5.0)) if top > 0 else 0.0}
+    for k, v in enumerate(s[:TOP].tolist()):
+        out[f"sval/A/{k + 1}"] = v
     return out

@@ -11,9 +11,10 @@ small gamma lazy, large gamma saddle-to-saddle); biases start at zero. Inputs of
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
-import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -21,15 +22,20 @@ from ..rundir import layer_name
 from .base import Model
 
 ACTIVATIONS: dict[str, Callable] = {
-    "relu": nn.relu,
+    "relu": jax.nn.relu,
     "tanh": jnp.tanh,
     "identity": lambda z: z,
 }
 INIT_GAIN = {"he": 2.0, "lecun": 1.0}
 
 
-class FullyConnected(nn.Module):
-    """z_l = a_{l-1} W_l + b_l, a_l = act(z_l); output z_L (no activation)."""
+@dataclasses.dataclass(frozen=True)
+class FullyConnected:
+    """z_l = a_{l-1} W_l + b_l, a_l = act(z_l); output z_L (no activation).
+
+    A plain JAX forward pass with the call convention of a Flax module
+    (``apply({"params": params}, x)``, ``clone(**changes)``): importing Flax costs start-up
+    time that a fully connected net does not need."""
 
     depth: int
     width: int
@@ -37,17 +43,18 @@ class FullyConnected(nn.Module):
     activation: str = "relu"
     bias: bool = True
 
-    @nn.compact
-    def __call__(self, x):
-        act = ACTIVATIONS[self.activation]
+    def clone(self, **changes) -> "FullyConnected":
+        return dataclasses.replace(self, **changes)
+
+    def apply(self, variables: dict, x):
+        """``(z_L, {"pre": [z_1..z_{L-1}], "post": [a_1..a_{L-1}]})``."""
+        params, act = variables["params"], ACTIVATIONS[self.activation]
         pre, post = [], []
         a = x
         for l in range(1, self.depth + 1):
-            fan_out = self.d_out if l == self.depth else self.width
-            W = self.param(layer_name("W", l), nn.initializers.zeros, (a.shape[-1], fan_out))
-            z = a @ W
+            z = a @ params[layer_name("W", l)]
             if self.bias:
-                z = z + self.param(layer_name("b", l), nn.initializers.zeros, (fan_out,))[None, :]
+                z = z + params[layer_name("b", l)][None, :]
             if l < self.depth:
                 pre.append(z)
                 a = act(z)

@@ -59,6 +59,7 @@ FIGURES: dict[str, Kind] = {
     "staircase": Kind(partial(rank_jumps.plan, "staircase"), rank_jumps.draw_staircase),
     "leaky_rank": Kind(leaky.plan_rank, leaky.draw_rank),
     "leaky_energies": Kind(leaky.plan_energies, leaky.draw_energies, cost=3),
+    "leaky_weights": Kind(leaky.plan_weights, leaky.draw_weights, cost=3),
     "leaky_steps": Kind(leaky.plan_steps, leaky.draw_steps),
     "scaling_fit": Kind(scaling.plan_fit, scaling.draw_fit),
     "rate_heatmap": Kind(scaling.plan_heatmap, scaling.draw_heatmap),

@@ -1,14 +1,17 @@
 """Leaky ResNet figures (arXiv 2405.17573): the Hamiltonian rank estimate and the minimal
 cost of identity against the effective depth Lt (Fig. 1a, with the teacher's inner
 dimension), COI / kinetic energy / Hamiltonian against the layer position p (Fig. 1c),
-and the test error against L per layer-step scheme (Fig. 2a)."""
+the singular values of the residual weights W_l against p with the layer positions marked
+(Fig. 1b / 2b) and the test error against L per layer-step scheme (Fig. 2a)."""
 
 from __future__ import annotations
 
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
 
+from ... import rundir as rd
 from ..tables import layer_cols
 from .base import Context, Fig, evenly, sentence, shown, styled
 
@@ -67,6 +70,43 @@ def energy_data(ctx: Context, k: int = 4) -> pd.DataFrame:
     return out
 
 
+def weight_spectra_data(spec: dict, p, top: int = 12) -> pd.DataFrame:
+    """The ``top`` largest singular values of each residual weight W_l from a spectra
+    record (keys W01.., sorted descending) against its position p_l (``p[l - 1]``):
+    columns p, layer, index (1 = largest), value."""
+    rows = []
+    for key, arr in spec.items():
+        parts = rd.split_layer_key(key)
+        if not parts or parts[0] != "W" or not 1 <= parts[1] <= len(p):
+            continue
+        s = np.sort(np.asarray(arr, float).ravel())[::-1][:top]
+        rows += [(float(p[parts[1] - 1]), parts[1], i, float(v)) for i, v in enumerate(s, 1)]
+    return pd.DataFrame(rows, columns=["p", "layer", "index", "value"]).sort_values(
+        ["index", "p"], ignore_index=True)
+
+
+def weight_runs(ctx: Context, k: int = 3) -> tuple[list, int, list]:
+    """Up to ``k`` finished runs with spectra and layer positions, evenly over (Lt, step
+    scheme, L): [(label, run folder, [p_1..p_L], unconverged)], how many there were, and
+    their rows of ``info``."""
+    every = [i for i in _finished(ctx, "model.leak") if "p/Z01" in ctx.finals.columns
+             and (ctx.runs[i].path / rd.SPECTRA).is_dir()]
+
+    def order(i):
+        steps = ctx.cfg.loc[i, "model.steps"] if "model.steps" in ctx.cfg else ""
+        return (float(ctx.cfg.loc[i, "model.leak"]), str(steps), float(ctx.info.loc[i, "depth"]), i)
+    out, chosen = [], evenly(sorted(every, key=order), k)
+    for i in chosen:
+        run = ctx.runs[i]
+        layers = layer_cols(ctx.finals, "p/Z")
+        p = [float(ctx.finals.loc[i, col]) for col, _ in layers]
+        p = [v for v in p if np.isfinite(v)]
+        steps = f", {ctx.cfg.loc[i, 'model.steps']}" if "model.steps" in ctx.cfg else ""
+        label = f"Lt={ctx.cfg.loc[i, 'model.leak']:g}, L={ctx.info.loc[i, 'depth']:g}{steps}"
+        out.append((label, str(run.path), p, bool(ctx.unconverged.loc[i])))
+    return out, len(every), chosen
+
+
 def steps_data(ctx: Context) -> pd.DataFrame:
     """Final test loss per (step scheme, depth): mean and std over seeds; ``unconv``: some
     of those seeds is unconverged."""
@@ -116,6 +156,22 @@ def plan_steps(ctx: Context) -> Iterator[Fig | str]:
                   "Final test MSE against the number of layers L, one line per model.steps "
                   "(Fig. 2a), mean ± std over seeds.", "leaky_steps", (steps,),
                   key=ctx.key(_finished(ctx, "model.steps", "loss/test")))
+
+
+def plan_weights(ctx: Context) -> Iterator[Fig | str]:
+    if RANK not in ctx.finals or "model.leak" not in ctx.cfg:
+        return
+    runs, of, rows = weight_runs(ctx)
+    if runs:
+        yield Fig("leaky_weights", "Weight spectra against p",
+                  "Singular values of the residual weights W_l at the last recorded step "
+                  "against the layer position p_l (log scale; grey lines: the positions p_l), "
+                  "one panel per run (Fig. 1b / 2b): in a bottleneck, k* large values in the "
+                  "middle layers and the rest small." + sentence(shown(len(runs), of,
+                                                                        "finished runs")),
+                  "leaky_weights", (runs,), key=ctx.key(rows))
+    else:
+        yield "leaky weight spectra: no finished run with recorded spectra"
 
 
 @styled
@@ -171,4 +227,25 @@ def draw_steps(df: pd.DataFrame):
     ax.set_ylabel("test MSE")
     ax.set_yscale("log")
     ps.legend(ax, *ax.get_legend_handles_labels(), title="model.steps")
+    return fig
+
+
+@styled
+def draw_weights(runs: list):
+    """One panel per (label, run folder, positions, unconverged) of ``weight_runs``: the
+    singular values of W_l from the run's last spectra record against p_l."""
+    from .. import style as ps
+
+    fig, axes = ps.panels(1, len(runs), w=3.4, h=2.9)
+    for ax, (label, path, p, unconv) in zip(axes.flat, runs):
+        df = weight_spectra_data(rd.RunDir(path).read_spectra(), p)
+        for x in p:
+            ax.axvline(x, color="0.85", lw=0.6, zorder=0)
+        for i, g in df.groupby("index"):
+            ax.plot(g["p"], g["value"], lw=1, ms=2.5, **ps.marked(unconv, marker="o"))
+        ax.set_yscale("log")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("layer position p")
+        ax.set_ylabel("singular values of W_l")
+        ax.set_title(label + ("  [not converged]" if unconv else ""), fontsize=8)
     return fig
