@@ -118,10 +118,11 @@ from bottleneck_cli.train import Interrupted
 class StopMidway:  # SIGINT to the process, from a device thread, once a job passed step 60
     sent = False
     def set_totals(self, n): pass
+    def set_names(self, names): pass
     def start_batch(self, names, start, steps): pass
     def end_batch(self, statuses): pass
     def close(self): pass
-    def update(self, step, statuses):
+    def update(self, step, statuses, records=None):
         if step >= 60 and not self.sent:
             self.sent = True
             os.kill(os.getpid(), signal.SIGINT)
