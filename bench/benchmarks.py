@@ -326,8 +326,8 @@ def bench_cnn_step(opts: Opts) -> Section:
                      f"{ratio:.2f}×", f"{best['eager'] / best['bncli']:.2f}×",
                      "yes" if agree else f"NO ({j_loss:.6g} vs {t_loss:.6g})"])
     sec.targets = [Target(f"bncli vs torch eager, cnn ({depth}, {width}, {n})", ratio, ">=", 1.0,
-                          why_miss="XLA's CPU convolutions (and their transposes in the "
-                          "backward pass) against oneDNN's")]
+                          why_miss="bncli's convolutions are per-frequency products after "
+                          "rfft2 (models/cnn.py::circular_conv) against oneDNN's direct ones")]
     return sec
 
 
