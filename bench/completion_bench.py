@@ -100,7 +100,7 @@ def _without_end_to_end(overrides: list[str]):
     """A cohort whose metrics program leaves out A = W_1...W_L (the rank metric off),
     traced while ``is_linear_chain`` answers no; the program cache is dropped around it."""
     from bottleneck_cli import metrics
-    from bottleneck_cli.cohort import forget_programs
+    from bottleneck_cli.programs import forget_programs
 
     keep = metrics.is_linear_chain
     forget_programs()

@@ -90,7 +90,7 @@ def _steps_per_second(batch, target_s: float) -> float:
 
 
 def batching(counts: list[int], shape: tuple, target_s: float, budget: Budget, res: dict):
-    from bottleneck_cli.cohort import forget_programs
+    from bottleneck_cli.programs import forget_programs
     from bottleneck_cli.train import Batch
 
     depth, width, n_train = shape

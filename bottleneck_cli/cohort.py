@@ -1,4 +1,4 @@
-"""A cohort: same-shape members trained by one compiled program, and the program cache.
+"""A cohort: same-shape members trained by one compiled program (programs.py caches it).
 
 A single ``bncli train`` is a cohort of one; a sweep job is a cohort of many. Members
 differ only in values that keep the program (``config.PROGRAM_FREE``): lr and lam are
@@ -13,78 +13,11 @@ programs; the optimizer state starts afresh at a stage's first step.
 from __future__ import annotations
 
 import json
-import threading
 
 import numpy as np
 
 from .optim import Stage, stage_at, stages
-
-
-class Program:
-    """A jitted function shared by every cohort of one shape. Its first call (trace and
-    compile) holds a lock, so lanes training side by side compile it once; ``ahead``
-    compiles it in a background thread instead, so that the step does not wait for the
-    metrics program. ``layout``: what ``_pack`` recorded while tracing, if the function
-    packs its outputs."""
-
-    def __init__(self, fn, **jit_options):
-        import jax
-
-        self.fn, self.lock, self.ready = jax.jit(fn, **jit_options), threading.Lock(), False
-        self.layout = getattr(fn, "layout", None)
-        self._compiled = None  # a Future of the ahead-of-time compiled program
-
-    def ahead(self, *args) -> None:
-        """Trace and compile for ``args``' shapes in a background thread (XLA's compile
-        releases the GIL and is thread-safe); the next call waits for it."""
-        with self.lock:
-            if self.ready or self._compiled is not None:
-                return
-            self._compiled = _background().submit(lambda: self.fn.lower(*args).compile())
-
-    def compiling(self) -> bool:
-        """Whether an ahead-of-time compile is still running."""
-        future = self._compiled
-        return future is not None and not future.done()
-
-    def __call__(self, *args):
-        if self.ready:
-            return self.fn(*args)
-        with self.lock:
-            if self._compiled is not None:
-                try:
-                    out = self._compiled.result()(*args)
-                except TypeError:  # arguments of other shapes than compiled for
-                    out = self.fn(*args)
-                self._compiled = None
-            else:
-                out = self.fn(*args)
-            self.ready = True
-        return out
-
-
-_POOL: list = []
-
-
-def _background():
-    """One worker thread for ahead-of-time compiles (started on first use)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with _PROGRAMS_LOCK:
-        if not _POOL:
-            _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="bncli-compile"))
-    return _POOL[0]
-
-
-_PROGRAMS: dict[str, tuple[Program, Program]] = {}  # oldest first
-MAX_PROGRAMS = 16
-_PROGRAMS_LOCK = threading.Lock()
-
-
-def forget_programs() -> None:
-    """Drop every cached program (the next cohort traces and compiles again)."""
-    with _PROGRAMS_LOCK:
-        _PROGRAMS.clear()
+from .programs import Program, cached
 
 
 def _pack(tree: dict, layout: dict):
@@ -213,13 +146,8 @@ class Cohort:
     def _programs(self) -> None:
         key = _program_key(self.cfg, self.data_info, self.data, len(self.members),
                            self.stage.index)
-        with _PROGRAMS_LOCK:  # lanes starting together share one program
-            if key not in _PROGRAMS:
-                while len(_PROGRAMS) >= MAX_PROGRAMS:  # a long sweep of many shapes
-                    _PROGRAMS.pop(next(iter(_PROGRAMS)))
-                _PROGRAMS[key] = (Program(self._make_chunk(), donate_argnums=0),
-                                  Program(self._make_evaluate()))
-            self._chunk, self._evaluate = _PROGRAMS[key]
+        self._chunk, self._evaluate = cached(key, lambda: (
+            Program(self._make_chunk(), donate_argnums=0), Program(self._make_evaluate())))
         if getattr(self.model, "host_every", 0):
             self._host_update = Program(self._make_host_update())
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from . import rundir as rd
-from .cohort import Batch, Cohort, forget_programs  # noqa: F401  (re-exported)
+from .cohort import Batch, Cohort  # noqa: F401  (re-exported)
+from .programs import forget_programs  # noqa: F401  (re-exported)
 from .convergence import Tracker, balance_identity, verdict
 from . import trajectory
 from .optim import final_objective_from, stages
