@@ -11,6 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
+from . import background_io
 from .rundir import CONFIG, LOCK, OVERRIDES, OWN, SPECTRA, STATUS, TB
 
 _TMP = re.compile(r"\.(.+)\.[^.]+\.tmp")  # mkstemp names of rundir's atomic writes
@@ -54,7 +55,9 @@ def _tmp_files(path: Path) -> list[Path]:
 
 
 def remove_stale_tmp(path: Path) -> None:
-    """Delete the temporary files a killed bncli left in the run folder."""
+    """Delete the temporary files a killed bncli left in the run folder (after this
+    process's own queued writes have finished: theirs are not stale)."""
+    background_io.flush()
     for f in _tmp_files(path):
         f.unlink(missing_ok=True)
 
