@@ -114,6 +114,21 @@ def _host_copy(batch) -> dict:
             "lam": float(batch.cfg.lam), "lr": float(batch.cfg.lr)}
 
 
+def losses_agree(t_loss: float, j_loss: float, rtol: float = 1e-4) -> bool:
+    """Whether the PyTorch reference and bncli reach the same loss (relative ``rtol``)."""
+    return abs(t_loss - j_loss) <= rtol * max(1.0, abs(j_loss))
+
+
+def three_step_check(batch, check, rtol: float = 1e-4) -> tuple[bool, float, float]:
+    """Three steps from identical parameters on both sides; (agree, torch loss, bncli
+    loss). ``check``: a reference with ``run`` and ``loss_fn(W, b, x, y)`` (torch_ref)."""
+    check.run(3)
+    batch.run_to(3)
+    t_loss = float(check.loss_fn(check.W, check.b, check.x, check.y).detach())
+    j_loss = _bncli_loss(batch)
+    return losses_agree(t_loss, j_loss, rtol), t_loss, j_loss
+
+
 def _bncli_loss(batch) -> float:
     from bottleneck_cli.objective import objective
 
@@ -123,10 +138,10 @@ def _bncli_loss(batch) -> float:
     return float(total)
 
 
-def _steps_per_call(run_k, target_s: float, lo: int = 3) -> int:
-    """How many steps make one timed call ``run_k(k)`` last about ``target_s`` (lo..100)."""
+def _steps_per_call(run_k, target_s: float, lo: int = 3, hi: int = 100) -> int:
+    """How many steps make one timed call ``run_k(k)`` last about ``target_s`` (lo..hi)."""
     per_step, _ = median_time(lambda: run_k(2), repeats=3, warmup=1)
-    return int(min(100, max(lo, round(target_s / (per_step / 2)))))
+    return int(min(hi, max(lo, round(target_s / (per_step / 2)))))
 
 
 def _flop_per_step(shapes: dict, n: int) -> float:
@@ -170,13 +185,7 @@ def bench_step(opts: Opts) -> Section:
     for i, (depth, width, n) in enumerate(sizes):
         batch = _batch(depth, width, n)
         host = _host_copy(batch)
-        # Same numbers on both sides: 3 steps from identical parameters.
-        check = TorchMLP(**host)
-        check.run(3)
-        batch.run_to(3)
-        t_loss = float(check.loss_fn(check.W, check.b, check.x, check.y).detach())
-        j_loss = _bncli_loss(batch)
-        agree = abs(t_loss - j_loss) <= 1e-4 * max(1.0, abs(j_loss))
+        agree, t_loss, j_loss = three_step_check(batch, TorchMLP(**host))
         agree_txt = "yes" if agree else f"NO ({j_loss:.6g} vs {t_loss:.6g})"
 
         runners = {"bncli": lambda k: _chunk_fn(batch, k)(), "plain": _plain_jax_chunk(host),
@@ -309,12 +318,7 @@ def bench_cnn_step(opts: Opts) -> Section:
                 "lam=1e-3", "optim=gd"])
     batch = Batch([Member(run=rd.RunDir("unused"), cfg=cfg)])
     host = _host_copy(batch)
-    check = TorchCNN(**host)
-    check.run(3)
-    batch.run_to(3)
-    t_loss = float(check.loss_fn(check.W, check.b, check.x, check.y).detach())
-    j_loss = _bncli_loss(batch)
-    agree = abs(t_loss - j_loss) <= 1e-4 * max(1.0, abs(j_loss))
+    agree, t_loss, j_loss = three_step_check(batch, TorchCNN(**host))
     runners = {"bncli": lambda k: _chunk_fn(batch, k)(), "eager": TorchCNN(**host).run}
     ks = {name: _steps_per_call(run, call_s, lo=3) for name, run in runners.items()}
     times = interleaved({name: (lambda run=run, k=ks[name]: run(k))
@@ -824,7 +828,6 @@ def bench_leaky(opts: Opts) -> Section:
 
     from bottleneck_cli import rundir as rd
     from bottleneck_cli.config import load
-    from bottleneck_cli.objective import objective
     from bottleneck_cli.train import Batch, Member
 
     depth, width, n, leak = 20, 100, 1000, 5.0
@@ -835,11 +838,8 @@ def bench_leaky(opts: Opts) -> Section:
     check = TorchLeaky(**host, leak=leak)
     check.run(3)
     batch.run_to(3)
-    params = {k: v[0] for k, v in batch.state["params"].items()}
-    j_loss = float(objective(batch.model, params, batch.data["x"][0], batch.data["y"][0],
-                             cfg.lam, "mse")[0])
-    t_loss = float(check.loss_fn().detach())
-    agree = abs(t_loss - j_loss) <= 1e-4 * max(1.0, abs(j_loss))
+    j_loss, t_loss = _bncli_loss(batch), float(check.loss_fn().detach())
+    agree = losses_agree(t_loss, j_loss)
     runners = {"bncli": lambda k: _chunk_fn(batch, k)(), "eager": TorchLeaky(**host, leak=leak).run}
     call_s = 0.2 if opts.quick else 0.5
     ks = {name: _steps_per_call(run, call_s) for name, run in runners.items()}
@@ -860,6 +860,7 @@ def bench_leaky(opts: Opts) -> Section:
     sec.rows.append([depth, width, n, f"{ks['bncli']}/{ks['eager']}", ms["bncli"], ms["eager"],
                      f"{ratio:.2f}×", "yes" if agree else f"NO ({j_loss:.6g} vs {t_loss:.6g})"])
     sec.targets = [Target("leaky_resnet vs torch eager at (20, 100, 1000)", ratio, ">=", 1.0)]
+    return sec
 # ---------------------------------------------------------------- mixed lazy/active grid
 def _mixed_reduced(d: int, points: list, sc: bool = False) -> float:
     """Wall seconds of bncli's reduced simulation of ``points`` (gamma_sigma, gamma_w) as one

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from results import Section, Target
-from timing import interleaved, median, median_time
+from timing import interleaved, median
 
 COMPLETION = ["model=linear", "task=completion", "task.d_in=100", "task.d_out=100",
               "width=100", "depth=4", "task.rank=5", "task.singular_values=[50,40,30,20,10]",
@@ -40,15 +40,11 @@ def _chunk(batch, k: int) -> None:
     jax.block_until_ready(batch.state)
 
 
-def _steps_per_call(run_k, target_s: float) -> int:
-    per_two, _ = median_time(lambda: run_k(2), repeats=3, warmup=1)
-    return int(min(2000, max(3, round(target_s / (per_two / 2)))))
-
-
 def bench_completion(opts) -> Section:
     """SGD step on 100 x 100 completion: bncli vs eager PyTorch (module docstring)."""
     import jax
 
+    from benchmarks import _steps_per_call, losses_agree
     from torch_ref import TorchCompletion
 
     from bottleneck_cli.objective import objective
@@ -80,11 +76,11 @@ def bench_completion(opts) -> Section:
         j_loss = float(objective(batch.model, params, batch.data["x"][0], batch.data["y"][0],
                                  cfg.lam, "mse", False, batch.data["mask"][0])[0])
         t_loss = ref.full_loss()
-        agree = abs(t_loss - j_loss) <= 1e-4 * max(1.0, abs(j_loss))
+        agree = losses_agree(t_loss, j_loss)
         eager = TorchCompletion(host, data["x"], data["y"], data["obs"], cfg.lam, cfg.lr, bs)
         runners = {"bncli": lambda k: _chunk(batch, k), "eager": eager.run}
         call_s = 0.2 if opts.quick else 0.5
-        ks = {name: _steps_per_call(run, call_s) for name, run in runners.items()}
+        ks = {name: _steps_per_call(run, call_s, hi=2000) for name, run in runners.items()}
         times = interleaved({n: (lambda run=run, k=ks[n]: run(k)) for n, run in runners.items()},
                             opts.repeats, warmup=0)
         ms = {n: 1e3 * median(ts) / ks[n] for n, ts in times.items()}
@@ -123,7 +119,7 @@ def bench_rank_cost(opts) -> Section:
     from bottleneck_cli.convergence import Tracker, balance_identity
     from bottleneck_cli.cohort import _unpack
     from bottleneck_cli.metrics import HOST_SVD, end_to_end, host_svals, summarize_end_to_end
-    from bottleneck_cli.train import _record
+    from bottleneck_cli.records import write_record
 
     sec = Section(
         "rank_cost", "Dense rank metric: cost per record vs training time",
@@ -137,7 +133,7 @@ def bench_rank_cost(opts) -> Section:
         "without A) + the host summary + the trajectory summary per record, each timed "
         "side by side (round-robin) in this run, minimum over the rounds. *Stand-alone* forms A in a program of its "
         "own, copies it to the host and decomposes it alone (the unfused path). *Whole "
-        "record*: the trainer's record (`train._record`: program, host spectra and "
+        "record*: the trainer's record (`records.write_record`: program, host spectra and "
         "summaries, convergence tracker, the metrics line and spectra file), for scale.",
         header=["problem", "every", "train ms / interval", "fused rank metric ms",
                 "fused share", "stand-alone ms", "stand-alone share", "whole record ms",
@@ -175,7 +171,7 @@ def bench_rank_cost(opts) -> Section:
 
         def whole():
             step[0] += every
-            _record(batch, step[0], ["running"])  # its fsyncs run in the background
+            write_record(batch, step[0], ["running"])  # its fsyncs run in the background
 
         fns = {"train": lambda: _chunk(batch, every),
                "prog": program(batch), "prog_bare": program(bare),

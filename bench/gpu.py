@@ -122,7 +122,7 @@ def batching(counts: list[int], shape: tuple, target_s: float, budget: Budget, r
 # ---------------------------------------------------------------- 2. step vs torch
 def step(sizes: list, call_s: float, repeats: int, device: str | None, budget: Budget,
          res: dict) -> None:
-    from benchmarks import _batch, _bncli_loss, _chunk_fn, _host_copy, _steps_per_call
+    from benchmarks import _batch, _chunk_fn, _host_copy, _steps_per_call, three_step_check
     from timing import interleaved, median
 
     if device is None:
@@ -138,13 +138,9 @@ def step(sizes: list, call_s: float, repeats: int, device: str | None, budget: B
         row = {"depth": depth, "width": width, "N": n}
         runners = {"bncli": lambda k: _chunk_fn(batch, k)()}
         if device is not None:
-            check = TorchMLP(**host, device=device)
-            check.run(3)
-            batch.run_to(3)
-            t_loss = float(check.loss_fn(check.W, check.b, check.x, check.y).detach())
-            j_loss = _bncli_loss(batch)
-            row["loss agrees"] = "yes" if abs(t_loss - j_loss) <= 1e-3 * max(1.0, abs(j_loss)) \
-                else f"NO ({j_loss:.6g} vs {t_loss:.6g})"
+            agree, t_loss, j_loss = three_step_check(batch, TorchMLP(**host, device=device),
+                                                     rtol=1e-3)  # TF32 on a GPU
+            row["loss agrees"] = "yes" if agree else f"NO ({j_loss:.6g} vs {t_loss:.6g})"
             runners["torch eager"] = TorchMLP(**host, device=device).run
         ks = {k: _steps_per_call(run, call_s, lo=20 if k == "bncli" else 3)
               for k, run in runners.items()}
