@@ -14,7 +14,7 @@ import numpy as np
 
 from ..rundir import layer_name
 from .base import ForwardModel
-from .mlp import ACTIVATIONS, INIT_GAIN
+from .mlp import ACTIVATIONS, fan_in_init
 
 
 class AccNet(ForwardModel):
@@ -37,16 +37,8 @@ class AccNet(ForwardModel):
         return out
 
     def init(self, seed: int, dtype=np.float32) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng([seed, 0xACC])
-        gain = INIT_GAIN[self.init_scheme]
-        params = {}
-        for name, shape in self.shapes().items():
-            if name.startswith("W"):
-                std = self.init_scale * np.sqrt(gain / shape[0])
-                params[name] = (std * rng.standard_normal(shape)).astype(dtype)
-            else:
-                params[name] = np.zeros(shape, dtype)
-        return params
+        return fan_in_init(self.shapes(), np.random.default_rng([seed, 0xACC]),
+                           self.init_scheme, self.init_scale, dtype)
 
     def _forward(self, params, x):
         act = ACTIVATIONS[self.activation]

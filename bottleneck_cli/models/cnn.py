@@ -27,7 +27,7 @@ import numpy as np
 
 from ..rundir import layer_name
 from .base import ForwardModel
-from .mlp import ACTIVATIONS, INIT_GAIN
+from .mlp import ACTIVATIONS, fan_in_init
 
 HEADS = ("pool", "map")
 
@@ -115,16 +115,9 @@ class CNN(ForwardModel):
         return out
 
     def init(self, seed: int, dtype=np.float32) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng([seed, 0xC44])
-        gain = INIT_GAIN[self.init_scheme]
-        params = {}
-        for name, shape in self.shapes().items():
-            if name.startswith("W"):
-                std = self.init_scale * np.sqrt(gain / int(np.prod(shape[:-1])))
-                params[name] = (std * rng.standard_normal(shape)).astype(dtype)
-            else:
-                params[name] = np.zeros(shape, dtype)
-        return params
+        """He/LeCun with fan-in kh·kw·c_in for a kernel (kh, kw, c_in, c_out)."""
+        return fan_in_init(self.shapes(), np.random.default_rng([seed, 0xC44]),
+                           self.init_scheme, self.init_scale, dtype)
 
     def convs(self, params) -> list[tuple[str, object, tuple[int, int]]]:
         """(name, kernel (kh, kw, c_in, c_out), the (h, w) it acts on) of each conv layer."""

@@ -29,6 +29,21 @@ ACTIVATIONS: dict[str, Callable] = {
 INIT_GAIN = {"he": 2.0, "lecun": 1.0}
 
 
+def fan_in_init(shapes: dict, rng, scheme: str, scale: float, dtype, std: float | None = None):
+    """Every ``W`` ~ N(0, std²), std = scale·sqrt(gain / fan_in) (gain 2 for He, 1 for
+    LeCun; fan_in: the product of every axis but the last) unless ``std`` is given; every
+    bias zero. Draws in the order of ``shapes``, so the result is fixed by ``rng``."""
+    gain = INIT_GAIN[scheme]
+    params = {}
+    for name, shape in shapes.items():
+        if name.startswith("W"):
+            s = std if std is not None else scale * np.sqrt(gain / int(np.prod(shape[:-1])))
+            params[name] = (s * rng.standard_normal(shape)).astype(dtype)
+        else:
+            params[name] = np.zeros(shape, dtype)
+    return params
+
+
 @dataclasses.dataclass(frozen=True)
 class FullyConnected:
     """z_l = a_{l-1} W_l + b_l, a_l = act(z_l); output z_L (no activation).
@@ -85,19 +100,13 @@ class MLP(Model):
         return shapes
 
     def init(self, seed: int, dtype=np.float32) -> dict[str, np.ndarray]:
-        """Host-side initialisation, deterministic in ``seed``; fan-in is a W's first axis."""
-        rng = np.random.default_rng([seed, 0x6E6E])
-        gain = INIT_GAIN[self.init_scheme]
-        params = {}
-        for name, shape in self.shapes().items():
-            if name.startswith("W"):
-                std = self.init_scale * np.sqrt(gain / shape[0])
-                if self.init_gamma is not None:  # variance w^-gamma (arXiv 2106.15933)
-                    std = self.init_scale * float(self.module.width) ** (-self.init_gamma / 2)
-                params[name] = (std * rng.standard_normal(shape)).astype(dtype)
-            else:
-                params[name] = np.zeros(shape, dtype)
-        return params
+        """Host-side initialisation, deterministic in ``seed``; fan-in is a W's first axis;
+        with ``init_gamma`` every W has variance init_scale² · width^-gamma (arXiv 2106.15933)."""
+        std = None
+        if self.init_gamma is not None:
+            std = self.init_scale * float(self.module.width) ** (-self.init_gamma / 2)
+        return fan_in_init(self.shapes(), np.random.default_rng([seed, 0x6E6E]),
+                           self.init_scheme, self.init_scale, dtype, std)
 
     def _forward(self, params, x):
         return self.module.apply({"params": params}, x.reshape(x.shape[0], -1))
