@@ -13,6 +13,7 @@ minus ``seed``) are aggregated: mean and spread, not separate lines.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -30,7 +31,7 @@ from .fit import depth_fit_table
 from .load import ReportError, Run, discover, load_chunk, run_names
 from .out import HTML, ReportFolder, choose
 from .plan import job, per_run_figures, plan, render
-from .pool import forked_pool, sigterm_interrupts, worker_count
+from .pool import WorkerPool, sigterm_interrupts, worker_count
 from .tables import (TABLE_FILES, bookkeeping, by_setting_table, config_frame, finals_frame,
                      run_info, summary_table, swept_keys, varying, write_tables)
 from .long import LONG, write_long
@@ -93,14 +94,9 @@ def build_report(paths: Sequence[Path], out: Path | None = None,
     workers = worker_count(workers)
     with sigterm_interrupts():
         runs = _load(list(zip(dirs, run_names(dirs))), workers, formats)
-        pool = forked_pool(workers) if workers > 1 else None
-        try:
+        with WorkerPool(workers) if workers > 1 else nullcontext() as pool:
             result = _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0,
                             include_unconverged)
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
     result.notes[:0] = [where] if where else []
     return result
 
@@ -115,8 +111,8 @@ def _load(items: list[tuple[Path, str]], workers: int, formats: Sequence[str]) -
         return load_chunk(items)
     n = max(1, len(items) // (8 * workers))
     chunks = [items[i:i + n] for i in range(0, len(items), n)]
-    with forked_pool(workers) as pool:
-        pending = pool.map_async(load_chunk, chunks, chunksize=1)
+    with WorkerPool(workers) as pool:
+        pending = pool.map_async(load_chunk, chunks)
         warm_up(formats)
         return [r for chunk in pending.get() for r in chunk]
 
@@ -146,7 +142,7 @@ def _build(paths, runs, out, grid, metric, per_run_max, formats, pool, t0,
         folder.claim(fig_dir / f"{f.stem}.{fmt}" for f in figs for fmt in fmts)
         jobs = [job(f, fig_dir, fmts) for f in figs]
         if pool is not None:
-            pending.append(pool.map_async(render, jobs, chunksize=1))
+            pending.append(pool.map_async(render, jobs))
         else:
             pending.append(list(map(render, jobs)))
 
