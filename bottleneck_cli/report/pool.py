@@ -28,6 +28,9 @@ def worker_count(workers: int | None) -> int:
     return workers if workers >= 2 and fork_ok() else 1
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 class WorkerDied(RuntimeError):
     """A report worker ended before returning its task's result."""
 
@@ -69,19 +72,30 @@ class WorkerPool:
     def __init__(self, workers: int):
         ctx = mp.get_context("fork")
         self.processes, self._conns = [], []  # the workers (multiprocessing.Process)
-        for _ in range(workers):
-            ours, theirs = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(theirs, os.getpid()), daemon=True)
-            proc.start()
-            theirs.close()
-            self.processes.append(proc)
-            self._conns.append(ours)
         self._todo: deque = deque()
         self._lock = threading.Lock()
         self._closing = self._killed = False
         self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._dispatch, daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        # Stop signals wait while forking: a worker takes them only once it has set its
+        # own handlers (_serve). One that came meanwhile is raised on unblocking, and the
+        # workers started so far are killed (the daemon workers also end at exit).
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            for _ in range(workers):
+                ours, theirs = ctx.Pipe()
+                proc = ctx.Process(target=_serve, args=(theirs, os.getpid()), daemon=True)
+                proc.start()
+                theirs.close()
+                self.processes.append(proc)
+                self._conns.append(ours)
+            self._thread = threading.Thread(target=self._dispatch, daemon=True)
+            self._thread.start()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            self.__exit__(*sys.exc_info())
+            raise
 
     def map_async(self, fn, items) -> Pending:
         """Queue ``fn(item)`` for every item; the results come back through ``get()``."""
@@ -146,8 +160,9 @@ class WorkerPool:
         if self._killed:
             for proc in self.processes:
                 proc.kill()
-        self._wake()
-        self._thread.join()
+        if self._thread is not None:
+            self._wake()
+            self._thread.join()
         for proc in self.processes:
             proc.join()
         for fd in (self._wake_r, self._wake_w):
@@ -160,6 +175,7 @@ class WorkerPool:
 def _serve(conn, parent: int) -> None:
     """A worker's loop: run each task it is sent, send back ``(ok, result or error)``."""
     _worker_init(parent)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     while True:
         try:
             task = conn.recv()
