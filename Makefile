@@ -3,6 +3,8 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 export OPENBLAS_NUM_THREADS ?= 1
+# pytest-xdist processes for `make test` (TEST_WORKERS=1 runs it in one process)
+TEST_WORKERS ?= 2
 
 .PHONY: install test test-slow check-bottleneck faults demo bench clean
 
@@ -15,7 +17,7 @@ $(BIN)/bncli: pyproject.toml
 install: $(BIN)/bncli  ## virtual environment with bncli and its test extras
 
 test: install  ## fast test suite (CI)
-	$(BIN)/pytest -x -q
+	$(BIN)/pytest -x -q -n $(TEST_WORKERS)
 
 test-slow: install  ## the slow tests left out of `make test`
 	$(BIN)/pytest -q -m slow
