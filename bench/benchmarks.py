@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from results import TODO, Section, Target
+from results import UNEXPLAINED, Section, Target
 from timing import ROOT, bench_env, bncli, interleaved, median, median_time, python, run_timed
 
 D_IN = D_OUT = 20  # the compositional task's defaults (task.d_in, task.d_out)
@@ -259,7 +259,7 @@ def _step_worst_targets(per_size: dict, best_ms: dict) -> list[Target]:
               "compile")]
     for name, ratio, lower_is_worse, op, threshold, other in specs:
         size, value = worst(ratio, lower_is_worse)
-        why = TODO
+        why = UNEXPLAINED
         if size is not None:
             b = best_ms[size]
             best = ratio(b)
@@ -275,7 +275,7 @@ def _step_worst_targets(per_size: dict, best_ms: dict) -> list[Target]:
 
 def _why_step(evidence: tuple | None, target: float) -> str:
     if evidence is None:
-        return TODO
+        return UNEXPLAINED
     best, plain_speed, plain_vs_eager = evidence
     if best >= target:
         return (f"the best-call ratio is {best:.2f}× (meets the target): the median is pulled "
@@ -380,7 +380,7 @@ def bench_flops(opts: Opts) -> Section:
               ["plain JAX fraction of peak", f"{100 * flop / plain_s / 1e9 / peak:.0f}%"]],
         commands=["(in-process; see bench/benchmarks.py::bench_flops)"])
     plain_frac = flop / plain_s / 1e9 / peak
-    why = TODO
+    why = UNEXPLAINED
     if plain_frac >= 0.85 and best_frac < frac:
         why = (f"inconclusive under load: the plain JAX step of the same math reaches "
                f"{100 * plain_frac:.0f}% of this run's peak ({peak:.0f} GFLOP/s, itself "
@@ -562,7 +562,7 @@ def bench_sweep(opts: Opts) -> Section:
 def _sweep_targets(opts: Opts, steps: int, m: int, a: float, b: float, c: float,
                    c_train: float, startup: dict) -> list[Target]:
     """The two sweep targets at one run length, each with its explanation if missed."""
-    why_b = why_c = TODO
+    why_b = why_c = UNEXPLAINED
     if startup and not opts.quick:
         s_cold, s_warm = startup["cold"], startup["warm"]
         # (b) ≈ s_cold + (m-1)·s_warm + m·T1 (T1: one member's training), (a) ≈ s_cold + T_a
@@ -646,7 +646,7 @@ def bench_metrics(opts: Opts) -> Section:
              "(records − 2) × record time / (steps × step time)):", "",
              "| variant | records | one step | Batch.evaluate() | write spectra + "
              "metrics | one record in steps | predicted overhead |", "|---|---|---|---|---|---|---|"]
-    why = {"default": TODO, other: TODO}
+    why = {"default": UNEXPLAINED, other: UNEXPLAINED}
     for k, c in cost.items():
         rec_s = c["evaluate_s"] + c["write_s"]
         predicted = 100 * (c["records"] - 2) * rec_s / (c["steps"] * c["step_s"])
@@ -664,7 +664,8 @@ def bench_metrics(opts: Opts) -> Section:
                                                                    base.metrics.ntk) else "")
                        + ") or fewer.")
         else:
-            why[k] += f"; the remaining overhead is not in the records themselves: {TODO}."
+            why[k] += ("; the rest of the overhead is outside the records themselves and "
+                       "not measured apart here.")
     sec.extra = "\n".join(lines) if cost else ""
     sec.targets = [
         Target(f"metrics overhead, default metrics (ntk={str(base.metrics.ntk).lower()})",
@@ -692,7 +693,7 @@ def bench_help(opts: Opts) -> Section:
                   "after one warm-up).",
                   header=["median", "all runs"], rows=[[f"{med:.3f} s", _list(times)]],
                   commands=[_shell(args)])
-    sec.targets = [Target("bncli --help", med, "<", 0.3, unit=" s", why_miss=TODO)]
+    sec.targets = [Target("bncli --help", med, "<", 0.3, unit=" s", why_miss=UNEXPLAINED)]
     return sec
 
 
@@ -716,7 +717,7 @@ def bench_compile(opts: Opts) -> Section:
         commands=[cmd])
     sec.targets = [Target(f"compile ratio depth {depths[1]} / depth {depths[0]} (“far less "
                           f"than” linear {linear}×; pass mark: half of it)",
-                          hi / lo, "<", linear / 2, why_miss=TODO)]
+                          hi / lo, "<", linear / 2, why_miss=UNEXPLAINED)]
     return sec
 
 
@@ -786,7 +787,7 @@ def bench_report(opts: Opts) -> Section:
         "largest resident set of the report's processes (its own or one worker's; forked "
         "workers share their parent's pages).",
         header=["runs", "median", "all runs", "peak memory"], rows=rows, commands=commands)
-    target = Target(f"bncli report on {n} runs", med, "<=", 5, unit=" s", why_miss=TODO)
+    target = Target(f"bncli report on {n} runs", med, "<=", 5, unit=" s", why_miss=UNEXPLAINED)
     if target.status == "MISS" and not opts.quick:  # evidence: where the time goes
         prof, cmd = _worker("report-profile", {"paths": [str(root / "runs")],
                                                "out": str(root / "out-profile")}, {})
@@ -806,9 +807,9 @@ def bench_report(opts: Opts) -> Section:
     sec.targets = [
         target,
         Target(f"bncli report on {big or 10_000} runs", big_s, "<", 60, unit=" s",
-               why_miss=TODO),
+               why_miss=UNEXPLAINED),
         Target(f"peak memory of bncli report on {big or 10_000} runs", big_mib and big_mib / 1024,
-               "<", REPORT_GIB, unit=" GiB", why_miss=TODO)]
+               "<", REPORT_GIB, unit=" GiB", why_miss=UNEXPLAINED)]
     return sec
 
 
@@ -936,7 +937,7 @@ def bench_mixed(opts: Opts) -> Section:
     sec.notes.append(f"largest width in memory at d=200: full simulation about {w_full:.3g} "
                      f"({mem / 2**30:.0f} GiB RAM, three w x d float32 arrays); reduced: any "
                      f"width up to the validation bound 1e15 (memory 2 x 400 x 200 floats)")
-    sec.targets = [Target("full / reduced per point (batch)", min(ratios), ">=", 10.0, why_miss=TODO)]
+    sec.targets = [Target("full / reduced per point (batch)", min(ratios), ">=", 10.0, why_miss=UNEXPLAINED)]
 # ---------------------------------------------------------------- matern data generation
 def bench_matern(opts: Opts) -> Section:
     """Time to draw the official-size matern pool (52,500 points) with each sampler where it

@@ -10,7 +10,6 @@ the Jacobian at 8 inputs, saved as one .npz per record; parameters saved every 1
 """
 
 import json
-import os
 import sys
 import time
 from pathlib import Path

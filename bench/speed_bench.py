@@ -4,14 +4,12 @@ a default run's wall time against a minimal plain-JAX script (``plain_run.py``).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from results import TODO, Section, Target
+from results import Section, Target
 from timing import ROOT, bench_env, bncli, median, python, run_timed
 
 
@@ -37,6 +35,14 @@ def _first_step(args: list[str], env: dict[str, str], stamp: Path, limit_s: floa
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=120)
+
+
+def ratio_why(first_s: float, jax_s: float, target_s: float) -> str:
+    """Why a first-step ratio misses: bncli's own start-up against the ratio's allowance."""
+    return (f"bncli's own work before the first step (Hydra config, its imports, data, "
+            f"initialisation, loading the compiled chunk) takes {first_s - jax_s:.2f} s on "
+            f"top of `import jax`; the ratio allows {target_s - 1:.0f} s only where `import "
+            f"jax` takes 1 s, and here it takes {jax_s:.2f} s.")
 
 
 def bench_first_step(opts) -> Section:
@@ -81,9 +87,9 @@ def bench_first_step(opts) -> Section:
         Target("first step, warm cache", med["warm"], "<=", 2.0, unit=" s", why_miss=why),
         Target("first step, cold cache", med["cold"], "<=", 4.0, unit=" s", why_miss=why),
         Target("first step, warm cache / import jax (2 s at 1 s)", med["warm"] / jax_s, "<=",
-               2.0, why_miss=TODO),
+               2.0, why_miss=ratio_why(med["warm"], jax_s, 2.0)),
         Target("first step, cold cache / import jax (4 s at 1 s)", med["cold"] / jax_s, "<=",
-               4.0, why_miss=TODO),
+               4.0, why_miss=ratio_why(med["cold"], jax_s, 4.0)),
     ]
     return sec
 
