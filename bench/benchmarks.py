@@ -823,45 +823,6 @@ def bench_gpu(opts: Opts) -> Section:
     return gpu_section(GPU_FILE, str(GPU_FILE.relative_to(ROOT)))
 
 
-def bench_leaky(opts: Opts) -> Section:
-    """A Leaky ResNet step (L = 20, w = 100, N = 1000) against eager PyTorch."""
-    from torch_ref import TorchLeaky
-
-    from bottleneck_cli import rundir as rd
-    from bottleneck_cli.config import load
-    from bottleneck_cli.train import Batch, Member
-
-    depth, width, n, leak = 20, 100, 1000, 5.0
-    cfg = load(["+experiment=leaky2024", f"model.leak={leak}", "optim=gd", "optim.stages=[]",
-                "lr=1e-4", "task.n_test=0"])
-    batch = Batch([Member(run=rd.RunDir("unused"), cfg=cfg)])
-    host = _host_copy(batch)
-    check = TorchLeaky(**host, leak=leak)
-    check.run(3)
-    batch.run_to(3)
-    j_loss, t_loss = _bncli_loss(batch), float(check.loss_fn().detach())
-    agree = losses_agree(t_loss, j_loss)
-    runners = {"bncli": lambda k: _chunk_fn(batch, k)(), "eager": TorchLeaky(**host, leak=leak).run}
-    call_s = 0.2 if opts.quick else 0.5
-    ks = {name: _steps_per_call(run, call_s) for name, run in runners.items()}
-    times = interleaved({name: (lambda run=run, k=ks[name]: run(k)) for name, run in runners.items()},
-                        opts.repeats, warmup=0)
-    ms = {name: 1e3 * median(ts) / ks[name] for name, ts in times.items()}
-    ratio = ms["eager"] / ms["bncli"]
-    sec = Section(
-        "leaky", "Leaky ResNet step: bncli vs PyTorch eager",
-        f"Time per full-batch gradient-descent step of `leaky_resnet` (L = {depth}, w = {width}, "
-        f"N = {n}, Lt = {leak:g}, the 30 -> 3 -> 30 teacher, float32; loss: MSE + (λ/(2Lt)) "
-        "(Σ ρ_l ‖W_l‖² + end maps), `optim=gd`, lr = 1e-4). bncli: `Batch([member]).run_to(...)`; "
-        "PyTorch: the same recursion, loss and update (`bench/torch_ref.py::TorchLeaky`) in a "
-        "Python loop, `torch.set_num_threads(2)`, from bncli's parameters and data.",
-        header=["L", "w", "N", "k (bncli/eager)", "bncli ms/step", "eager ms/step",
-                "vs eager (median)", "loss agrees"],
-        commands=["(in-process; see bench/benchmarks.py::bench_leaky)"])
-    sec.rows.append([depth, width, n, f"{ks['bncli']}/{ks['eager']}", ms["bncli"], ms["eager"],
-                     f"{ratio:.2f}×", "yes" if agree else f"NO ({j_loss:.6g} vs {t_loss:.6g})"])
-    sec.targets = [Target("leaky_resnet vs torch eager at (20, 100, 1000)", ratio, ">=", 1.0)]
-    return sec
 # ---------------------------------------------------------------- mixed lazy/active grid
 def _mixed_reduced(d: int, points: list, sc: bool = False) -> float:
     """Wall seconds of bncli's reduced simulation of ``points`` (gamma_sigma, gamma_w) as one
@@ -972,6 +933,7 @@ def bench_matern(opts: Opts) -> Section:
 
 
 from completion_bench import bench_completion, bench_rank_cost  # noqa: E402
+from leaky_bench import bench_leaky  # noqa: E402
 from speed_bench import bench_first_step, bench_whole_run  # noqa: E402
 
 BENCHMARKS = {
