@@ -111,6 +111,7 @@ class SweepConfig:
     max_members: int = 64  # members per compiled program; larger groups are split
     cpu_threads: int = 0  # CPU only: members trained side by side in threads (0: one per core)
     devices: str = "all"  # accelerators a sweep trains on, one job per device: all | N
+    compile_ahead: bool = True  # compile the next shape's programs while one shape trains
     grid: dict[str, Any] = field(default_factory=dict)  # preset sweep axes: key -> "v1,v2"
 
 

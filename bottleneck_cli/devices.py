@@ -6,7 +6,8 @@ takes whole jobs from one queue and trains them exactly as on a single device. J
 first split (the largest in halves) until each device has one, so that a single-shape
 sweep of many seeds spreads over the devices too, each device then training a vmapped
 batch of a share of the seeds. ``sweep.devices`` (``all`` or at most N) says how many
-devices; with one the jobs run one after another in this thread, as they always did.
+devices; with one the jobs run one after another in this thread, each next job's
+programs compiling while the current one trains (``compile_ahead``).
 """
 
 from __future__ import annotations
@@ -51,12 +52,18 @@ def run_jobs(jobs: list[list], root: Path, progress=None,
              retry_failed: bool = False) -> dict[str, str]:
     """Train a sweep's jobs (lists of ``PlannedMember``) on the devices ``sweep.devices``
     names; each member's status by name. ``Interrupted`` after every device stopped."""
+    from . import compile_ahead
     from .sweep_members import run_members
+    from .train import configure_jax
 
     devices = chosen(jobs[0][0].cfg.sweep.devices) if jobs and jobs[0] else []
     results: dict[str, str] = {}
     if len(devices) < 2:
-        for job in jobs:
+        for i, job in enumerate(jobs):
+            upcoming = compile_ahead.unfinished(jobs[i + 1], root) if i + 1 < len(jobs) else []
+            if compile_ahead.wanted(job, upcoming):
+                configure_jax(job[0].cfg.dtype == "float64")  # before any compile
+                compile_ahead.start(upcoming)
             results.update(run_members(job, root, progress, retry_failed))
         return results
     parts = spread(jobs, len(devices))

@@ -20,13 +20,15 @@ class Program:
         self.layout = getattr(fn, "layout", None)
         self._compiled = None  # a Future of the ahead-of-time compiled program
 
-    def ahead(self, *args) -> None:
-        """Trace and compile for ``args``' shapes in a background thread (XLA's compile
-        releases the GIL and is thread-safe); the next call waits for it."""
+    def ahead(self, *args, pool=None) -> None:
+        """Trace and compile for ``args``' shapes in a background thread (``pool``, an
+        executor, or the shared compile thread; XLA's compile releases the GIL and is
+        thread-safe); the next call waits for it."""
         with self.lock:
             if self.ready or self._compiled is not None:
                 return
-            self._compiled = _background().submit(lambda: self.fn.lower(*args).compile())
+            pool = pool or _background()
+            self._compiled = pool.submit(lambda: self.fn.lower(*args).compile())
 
     def compiling(self) -> bool:
         """Whether an ahead-of-time compile is still running."""
