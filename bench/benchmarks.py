@@ -934,7 +934,7 @@ def bench_matern(opts: Opts) -> Section:
 
 from completion_bench import bench_completion, bench_rank_cost  # noqa: E402
 from leaky_bench import bench_leaky  # noqa: E402
-from speed_bench import bench_first_step, bench_whole_run  # noqa: E402
+from speed_bench import bench_first_step, bench_sweep_shapes, bench_whole_run  # noqa: E402
 
 BENCHMARKS = {
     "step": bench_step,
@@ -945,6 +945,7 @@ BENCHMARKS = {
     "help": bench_help,
     "first_step": bench_first_step,
     "whole_run": bench_whole_run,
+    "sweep_shapes": bench_sweep_shapes,
     "compile": bench_compile,
     "report": bench_report,
     "gpu": bench_gpu,
