@@ -1,4 +1,5 @@
-"""Test settings: strict JAX shapes, one BLAS thread, and a temporary runs folder."""
+"""Test settings: strict JAX shapes, one BLAS thread, a compilation cache per test
+process, and a temporary runs folder."""
 
 import os
 
@@ -6,6 +7,19 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
+
+
+
+def pytest_configure(config):
+    """One persistent compilation cache per pytest-xdist worker (and its subprocesses):
+    JAX writes cache entries in place, so two processes sharing one could read a
+    half-written entry."""
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker is None and getattr(config.option, "numprocesses", None):
+        return  # the xdist controller, which runs no test: each worker sets its own
+    os.environ.setdefault("BNCLI_JAX_CACHE", os.path.join(
+        os.path.expanduser("~"), ".cache", "bncli", f"jax-tests-{worker or 'main'}"))
+
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # Tests compare with float64 references: full float32 matmuls on GPUs too (JAX's default
