@@ -9,11 +9,10 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 
-
 def pytest_configure(config):
     """One persistent compilation cache per pytest-xdist worker (and its subprocesses):
     JAX writes cache entries in place, so two processes sharing one could read a
-    half-written entry."""
+    half-written entry (JAX would warn and compile again)."""
     worker = getattr(config, "workerinput", {}).get("workerid")
     if worker is None and getattr(config.option, "numprocesses", None):
         return  # the xdist controller, which runs no test: each worker sets its own
