@@ -160,7 +160,7 @@ def _task_pid(folder: Path) -> int | None:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the task process via /proc")
 def test_submitit_local_requeues_on_sigusr2_and_resumes_from_the_signal(in_tmp):
-    steps = 600
+    steps = 3000  # longer than the metrics compile under load (records wait for it)
     args = ["sweep", f"steps={steps}", "width=8", "task.n_train=32", "task.n_test=16",
             "metrics.num_log=0", "metrics.every=1", "metrics.jacobian_samples=0", "optim=gd",
             "lr=0.01", "lam=1e-3", "depth=2", "seed=0,1", "checkpoint.every=100000",
