@@ -422,6 +422,14 @@ def _plain_jax_chunk(host: dict):
             a = jax.nn.relu(z) if i < len(names) - 1 else z
         return jnp.mean(jnp.sum((a - y) ** 2, -1)) + lam * sum(jnp.sum(p[w] ** 2) for w in names)
 
+    return gd_runner(loss, params, lr)
+
+
+def gd_runner(loss, params: dict, lr: float):
+    """``go(k)``: k plain gradient-descent steps on ``loss`` from ``params`` (carried
+    between calls), as one jitted ``fori_loop``, waited for."""
+    import jax
+
     @jax.jit
     def chunk(p, n):
         step = lambda _, q: jax.tree_util.tree_map(lambda v, g: v - lr * g, q, jax.grad(loss)(q))

@@ -13,6 +13,7 @@ def _plain_jax_leaky_chunk(host: dict, leak: float):
     """A minimal jitted GD chunk of the leaky recursion, loss and update
     (``TorchLeaky``'s docstring has the formulas)."""
     import jax
+    from benchmarks import gd_runner
     import jax.numpy as jnp
 
     names = sorted(k for k in host["params"] if k[0] == "W" and k[1:].isdigit())
@@ -30,17 +31,7 @@ def _plain_jax_leaky_chunk(host: dict, leak: float):
         ridge = ridge + jnp.sum(p["Win"] ** 2) + jnp.sum(p["Wout"] ** 2)
         return fit + lam / (2 * leak) * ridge
 
-    @jax.jit
-    def chunk(p, n):
-        step = lambda _, q: jax.tree_util.tree_map(lambda v, g: v - lr * g, q, jax.grad(loss)(q))
-        return jax.lax.fori_loop(0, n, step, p)
-
-    state = {"p": params}
-
-    def go(k: int):
-        state["p"] = chunk(state["p"], k)
-        jax.block_until_ready(state["p"])
-    return go
+    return gd_runner(loss, params, lr)
 
 
 def bench_leaky(opts) -> Section:
