@@ -37,6 +37,17 @@ def _first_step(args: list[str], env: dict[str, str], stamp: Path, limit_s: floa
         proc.communicate(timeout=120)
 
 
+def against(times: dict[str, list[float]], base: str) -> tuple[dict[str, float], list[list]]:
+    """Medians of interleaved wall times, and their table rows (variant, median, ratio to
+    the ``base`` variant's median, every repeat)."""
+    from benchmarks import _list
+
+    med = {k: median(v) for k, v in times.items()}
+    rows = [[k, f"{med[k]:.2f} s", f"{med[k] / med[base]:.2f}×", _list(v)]
+            for k, v in times.items()]
+    return med, rows
+
+
 def ratio_why(first_s: float, jax_s: float, target_s: float) -> str:
     """Why a first-step ratio misses: bncli's own start-up against the ratio's allowance."""
     return (f"bncli's own work before the first step (Hydra config, its imports, data, "
@@ -46,10 +57,10 @@ def ratio_why(first_s: float, jax_s: float, target_s: float) -> str:
 
 
 def bench_first_step(opts) -> Section:
-    from benchmarks import _fresh, _list, _shell
+    from benchmarks import _fresh, _shell
 
     repeats = 2 if opts.quick else 5
-    extra = ["experiment=tiny"] if opts.quick else []
+    extra = ["+experiment=tiny"] if opts.quick else []
     warm = _fresh(opts, "first-step-warm-cache")
     stamp = _fresh(opts, "first-step") / "stamp"
     jax_args = python("-c", "import jax")
@@ -65,7 +76,7 @@ def bench_first_step(opts) -> Section:
         t["warm"].append(_first_step(train(warm, f"w{r}"), {"BNCLI_JAX_CACHE": str(warm)}, stamp))
         cold = _fresh(opts, f"first-step-cold-cache-{r}")
         t["cold"].append(_first_step(train(cold, f"c{r}"), {"BNCLI_JAX_CACHE": str(cold)}, stamp))
-    med = {k: median(v) for k, v in t.items()}
+    med, rows = against(t, "import jax")
     jax_s = med["import jax"]
     sec = Section(
         "first_step", "time to the first training step of a default `bncli train`",
@@ -77,7 +88,7 @@ def bench_first_step(opts) -> Section:
         "interleaved repeats, medians. The step-0 metrics record (and the metrics program's "
         "compile, started in a background thread) comes after the first step.",
         header=["variant", "median", "× import jax", "all repeats"],
-        rows=[[k, f"{med[k]:.2f} s", f"{med[k] / jax_s:.2f}×", _list(v)] for k, v in t.items()],
+        rows=rows,
         commands=[_shell(train(warm, "w0"), {"BNCLI_JAX_CACHE": "$TMP/first-step-warm-cache",
                                              "BNCLI_FIRST_STEP_FILE": "$TMP/first-step/stamp"}),
                   _shell(jax_args)])
@@ -96,7 +107,7 @@ def bench_first_step(opts) -> Section:
 
 def bench_whole_run(opts) -> Section:
     """A default ``bncli train`` against ``plain_run.py``, start-up included."""
-    from benchmarks import _fresh, _list, _shell
+    from benchmarks import _fresh, _shell
 
     repeats = 2 if opts.quick else 3
     steps = 200 if opts.quick else 5000
@@ -115,7 +126,7 @@ def bench_whole_run(opts) -> Section:
             run_timed(train(f"c{r}"), bench_env(BNCLI_JAX_CACHE=str(cold)))[0])
         t["bncli, warm cache"].append(
             run_timed(train(f"w{r}"), bench_env(BNCLI_JAX_CACHE=str(warm)))[0])
-    med = {k: median(v) for k, v in t.items()}
+    med, rows = against(t, "plain JAX (plain_run.py)")
     base = med["plain JAX (plain_run.py)"]
     sec = Section(
         "whole_run", "a default `bncli train` against a hand-written JAX script",
@@ -130,7 +141,7 @@ def bench_whole_run(opts) -> Section:
         "writes checkpoints, status and summary. bncli runs with an empty compilation "
         f"cache and with a warm one. {repeats} interleaved repeats, medians.",
         header=["variant", "median", "× plain JAX", "all repeats"],
-        rows=[[k, f"{med[k]:.2f} s", f"{med[k] / base:.2f}×", _list(v)] for k, v in t.items()],
+        rows=rows,
         commands=[_shell(plain(0)), _shell(train("c0"), {"BNCLI_JAX_CACHE": "$TMP/empty"})])
     why = (f"plain JAX takes {base:.1f} s; the rest is bncli's metrics program (compiled in "
            "the background while training goes on, but on a loaded 2-core machine it "
@@ -147,7 +158,7 @@ def bench_whole_run(opts) -> Section:
 def bench_sweep_shapes(opts) -> Section:
     """A depth sweep (5 depths x 4 seeds) with the next shape compiled ahead, without it,
     and with every program already in the persistent cache (training alone, nearly)."""
-    from benchmarks import _fresh, _list, _shell
+    from benchmarks import _fresh, _shell
 
     repeats = 1 if opts.quick else 2
     steps = 100 if opts.quick else 2000
@@ -164,10 +175,10 @@ def bench_sweep_shapes(opts) -> Section:
     t: dict[str, list[float]] = {k: [] for k in names}
     for r in range(repeats):  # interleaved
         for k, extra in names.items():
-            cache = warm if k == "warm cache" else _fresh(opts, f"shapes-cold-{r}-{len(t[k])}")
+            cache = warm if k == "warm cache" else _fresh(opts, f"shapes-cold-{r}-{k[:4]}")
             t[k].append(run_timed(sweep(f"{r}-{k[:4]}", *extra),
                                   bench_env(BNCLI_JAX_CACHE=str(cache)))[0])
-    med = {k: median(v) for k, v in t.items()}
+    med, rows = against(t, "warm cache")
     base = med["warm cache"]
     sec = Section(
         "sweep_shapes", "a sweep of several shapes: the next shape compiled ahead",
@@ -178,7 +189,7 @@ def bench_sweep_shapes(opts) -> Section:
         "cache (loading instead of compiling: the nearest to the members' training alone). "
         f"{repeats} interleaved repeats, medians.",
         header=["variant", "median", "× warm cache", "all repeats"],
-        rows=[[k, f"{med[k]:.2f} s", f"{med[k] / base:.2f}×", _list(v)] for k, v in t.items()],
+        rows=rows,
         commands=[_shell(sweep("0"), {"BNCLI_JAX_CACHE": "$TMP/empty"})])
     gain = med["sweep.compile_ahead=false"] / med["compile ahead (default)"]
     why = (f"the sweep with compile-ahead takes {1 / gain:.2f}× the time of compiling each "
