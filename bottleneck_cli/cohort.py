@@ -249,9 +249,16 @@ class Cohort:
         """Whether the metrics program is still being compiled in the background."""
         return self._evaluate.compiling()
 
-    def evaluate_ahead(self) -> None:
-        """Compile the metrics program in the background (the first step does not need it)."""
-        self._evaluate.ahead(*self._evaluate_args(True))
+    def evaluate_ahead(self, pool=None) -> None:
+        """Compile the metrics program in the background (the first step does not need it);
+        ``pool``: the executor to compile on (``Program.ahead``)."""
+        self._evaluate.ahead(*self._evaluate_args(True), pool=pool)
+
+    def chunk_ahead(self, pool=None) -> None:
+        """Compile the training chunk in the background, before this cohort trains."""
+        import jax.numpy as jnp
+
+        self._chunk.ahead(self.state, self.hyper, self.data, jnp.asarray(1, jnp.int32), pool=pool)
 
     def evaluate(self, initial: bool = False, at=None) -> list[tuple[dict, dict]]:
         """Per member: (scalar metrics, raw singular-value arrays); ``initial``: of the

@@ -69,16 +69,13 @@ def start(upcoming: list) -> threading.Thread:
 
 
 def _compile(planned: list, pool) -> None:
-    import jax.numpy as jnp
-
     from .cohort import Cohort
     from .train import Member
 
     try:
         n = members_per_program(planned)
         probe = Cohort([Member(run=None, cfg=m.cfg) for m in planned[:n]])
-        probe._chunk.ahead(probe.state, probe.hyper, probe.data, jnp.asarray(1, jnp.int32),
-                           pool=pool)
-        probe._evaluate.ahead(*probe._evaluate_args(True), pool=pool)
+        probe.chunk_ahead(pool)
+        probe.evaluate_ahead(pool)
     except Exception:  # noqa: BLE001 - the job itself meets and reports the problem
         pass
