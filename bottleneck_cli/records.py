@@ -61,5 +61,3 @@ def write_record(batch, step: int, statuses: list[str], skip=(), initial=False,
         tbevents.record(batch.members[i], entry, arrays)
         if latest is not None:
             latest[i] = record
-
-
