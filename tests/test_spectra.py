@@ -210,6 +210,9 @@ def test_ntk_trace_and_max_eig_match_the_explicit_jacobian(bias):
     assert float(fast) == pytest.approx(trace, rel=1e-5)
     assert float(generic) == pytest.approx(trace, rel=1e-5)
     assert float(top_eig) == pytest.approx(np.linalg.eigvalsh(J @ J.T)[-1], rel=1e-3)
+    # stopped once converged: as all 20 Lanczos products (rtol=0 never stops early)
+    every = jax.jit(lambda p: sp.ntk_max_eig(f, p, x, iters=20, rtol=0.0))(params)
+    assert float(top_eig) == pytest.approx(float(every), rel=1e-5)
 
 
 def test_tridiagonal_max_eig_matches_dense():
@@ -348,6 +351,24 @@ def test_host_svd_path_equals_device_path(stacked):
     assert set(got) == set(per_member[0])
     for k, v in per_member[0].items():
         np.testing.assert_allclose(got[k], v, rtol=2e-4, atol=1e-5, err_msg=k)
+
+
+@pytest.mark.parametrize("shape", [(40, 7), (7, 40), (12, 12)])
+def test_host_singular_values_through_the_float64_gram(shape):
+    """float32 stacks: sqrt(eigvalsh(M^T M)) in float64, within sqrt(eps64) s_1 of the
+    float64 SVD of the same matrices, at full rank and at rank 2 (a zero tail)."""
+    rng = np.random.default_rng(3)
+    full = rng.standard_normal((3, *shape))
+    low = rng.standard_normal((3, shape[0], 2)) @ rng.standard_normal((3, 2, shape[1]))
+    for stack in (full, low):
+        m = stack.astype(np.float32)
+        exact = np.linalg.svd(m.astype(np.float64), compute_uv=False)
+        got = sp.stack_svals(m)
+        assert got.dtype == np.float32 and got.shape == exact.shape
+        bound = 4e-8 * exact[:, :1] + 1e-6 * exact  # Gram error + float32 storage
+        assert np.all(np.abs(got - exact) <= bound)
+    m64 = full.astype(np.float64)  # float64 stacks keep the SVD
+    np.testing.assert_array_equal(sp.stack_svals(m64), np.linalg.svd(m64, compute_uv=False))
 
 
 def test_summarize_tiny_depths():

@@ -33,7 +33,7 @@ from .ntk import (NTK_ITERS, NTK_MAX_SAMPLES, ntk_max_eig, ntk_metrics, ntk_trac
 from .ranks import (entropy_rank, log_pdet, near_one_count, nuclear_rank, numerical_rank,
                     stable_rank)
 from .summary import member, split_arrays_and_scalars, summarize
-from .svd import HOST_SVD, _after, grouped_svals, host_svals
+from .svd import HOST_SVD, _after, grouped_svals, host_svals, stack_svals
 
 
 @dataclass
@@ -187,9 +187,10 @@ def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
 
 __all__ = [
     "METRICS", "Context", "Metric", "raw_spectra", "summarize", "split_arrays_and_scalars",
-    "member", "grouped_svals", "host_svals", "HOST_SVD", "numerical_rank", "stable_rank",
-    "nuclear_rank", "entropy_rank", "near_one_count", "log_pdet", "neuron_metrics",
+    "member", "grouped_svals", "host_svals", "stack_svals", "HOST_SVD", "numerical_rank",
+    "stable_rank", "nuclear_rank", "entropy_rank", "near_one_count", "log_pdet", "neuron_metrics",
     "neuron_graph", "count_components", "neuron_counts", "jacobian_matrices", "jacobian_svals",
     "ntk_trace", "ntk_trace_mlp", "ntk_max_eig", "tridiagonal_max_eig", "ntk_metrics",
-    "NTK_ITERS", "NTK_MAX_SAMPLES", "hamiltonian_terms", "leaky_metrics", "stabilised_norms", "schatten_norm_cost", "denoise_threshold", "denoise_shrink",
+    "NTK_ITERS", "NTK_MAX_SAMPLES", "hamiltonian_terms", "leaky_metrics", "stabilised_norms",
+    "schatten_norm_cost", "denoise_threshold", "denoise_shrink",
 ]

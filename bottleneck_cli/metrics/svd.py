@@ -91,9 +91,27 @@ def _host_complex(d: Mapping[str, Any]) -> dict:
     return out
 
 
+def stack_svals(stack: np.ndarray) -> np.ndarray:
+    """Singular values (descending) of a stack of real matrices, with NumPy.
+
+    float32 stacks go through their float64 Gram matrices: sqrt(eigvalsh(M^T M)), M^T M of
+    the smaller side. Its absolute error, about sqrt(eps64) s_1 = 1.5e-8 s_1 at worst (the
+    smallest singular values), is below a float32 SVD's eps32 s_1 = 6e-8 s_1, and it takes
+    about a third of the time (one batched product and a symmetric eigensolve per shape
+    instead of an SVD per matrix). float64 stacks keep the SVD's full precision.
+    """
+    if stack.dtype != np.float32:
+        return np.linalg.svd(stack, compute_uv=False)
+    m = stack.astype(np.float64)
+    if m.shape[-2] < m.shape[-1]:
+        m = np.swapaxes(m, -1, -2)
+    eig = np.linalg.eigvalsh(np.swapaxes(m, -1, -2) @ m)[..., ::-1]
+    return np.sqrt(np.maximum(eig, 0.0)).astype(np.float32)
+
+
 def host_svals(d: Mapping[str, Any]) -> dict:
     """Replace every ``svd:<name>`` matrix (or stack of matrices) by its singular values,
-    computed with NumPy, one batched call per shape (and ``svdc:``/``svdg:`` complex
+    computed with NumPy (``stack_svals``), one batched call per shape (and ``svdc:``/``svdg:`` complex
     stacks, see ``complex_svals``); other entries pass through."""
     out = {k: v for k, v in d.items()
            if not k.startswith((HOST_SVD, HOST_SVD_COMPLEX, HOST_SVD_GRAM))}
@@ -107,7 +125,7 @@ def host_svals(d: Mapping[str, Any]) -> dict:
         bad = ~np.isfinite(stack).all(axis=tuple(range(1, stack.ndim)))
         if bad.any():  # a diverging member: NaN singular values (LAPACK refuses inf/NaN)
             stack = np.where(bad.reshape((-1,) + (1,) * (stack.ndim - 1)), 0.0, stack)
-        svals = np.linalg.svd(stack, compute_uv=False)
+        svals = stack_svals(stack)
         if bad.any():
             svals[bad] = np.nan
         for i, k in enumerate(keys):
