@@ -264,11 +264,21 @@ class Cohort:
         """Per member: (scalar metrics, raw singular-value arrays); ``initial``: of the
         initial parameters at step 0 (kept as ``params0``), ``at``: of a ``snapshot()``,
         rather than the current state."""
+        return self.finish_evaluation(self.dispatch_evaluation(initial, at))
+
+    def dispatch_evaluation(self, initial: bool = False, at=None):
+        """Start the metrics program (``evaluate``'s arguments) without waiting for it: JAX
+        dispatches asynchronously; ``finish_evaluation`` of the result gives the records."""
+        return self._evaluate(*self._evaluate_args(initial, at))
+
+    def finish_evaluation(self, packed) -> list[tuple[dict, dict]]:
+        """``evaluate``'s records from a ``dispatch_evaluation`` result: waits for it, then
+        the host part (singular values, summaries)."""
         import jax
 
         from . import metrics as spectra
 
-        flat = np.asarray(jax.device_get(self._evaluate(*self._evaluate_args(initial, at))))
+        flat = np.asarray(jax.device_get(packed))
         raw = _unpack(flat, self._evaluate.layout)
         out = []
         for i, m in enumerate(self.members):

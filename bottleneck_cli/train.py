@@ -146,6 +146,7 @@ def train_batch(members: list[Member], progress=None, stop: StopFlag | None = No
                           and cfg.train.until == "steps")
         for b in boundaries(cfg, start):
             batch.run_to(b)
+            records.catch_up()  # the last record's host part, while this chunk trains
             if ahead:
                 batch.evaluate_ahead()
                 ahead = False

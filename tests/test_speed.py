@@ -53,3 +53,33 @@ def test_no_first_step_file_unless_asked(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["train", *TINY, "steps=3", "name=r", "out=runs"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_records_finished_while_the_next_chunk_trains_equal_records_taken_at_once(
+        tmp_path, monkeypatch):
+    """With nothing depending on them, records are dispatched and finished (singular values,
+    summaries, writing) after the next chunk started: same records as written at once."""
+    from bottleneck_cli import records, train
+
+    monkeypatch.chdir(tmp_path)
+    args = ["train", *TINY, "steps=12", "metrics.num_log=6", "out=runs"]
+
+    class AtOnce(records.Records):
+        def __init__(self, batch, latest, defer):
+            super().__init__(batch, latest, defer=False)
+
+    with monkeypatch.context() as m:
+        m.setattr(train, "Records", AtOnce)
+        assert CliRunner().invoke(app, [*args, "name=at_once"]).exit_code == 0
+    queued = []  # the record's program output, when it was dispatched earlier
+    real = records.write_record
+    monkeypatch.setattr(records, "write_record", lambda *a, packed=None, **k: queued.append(
+        packed is not None) or real(*a, packed=packed, **k))
+    assert CliRunner().invoke(app, [*args, "name=queued"]).exit_code == 0
+
+    def lines(name):
+        return [{k: v for k, v in json.loads(line).items() if k != "time"}
+                for line in (tmp_path / "runs" / name / "metrics.jsonl").open()]
+
+    assert queued[-3:] == [True] * 3  # once the metrics program is compiled, all queued
+    assert lines("queued") == lines("at_once")
