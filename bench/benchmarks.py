@@ -607,86 +607,6 @@ def _count(statuses: list[str]) -> str:
     return ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
 
 
-# ---------------------------------------------------------------- cost of metrics
-def bench_metrics(opts: Opts) -> Section:
-    from bottleneck_cli.config import load
-
-    base = load([])
-    extra = ["steps=30"] if opts.quick else []
-    # "default metrics" and the NTK setting the default does not use (ntk=false if the
-    # default computes the NTK, else ntk=true), each with and without log-spaced records
-    other = "metrics.ntk=false" if base.metrics.ntk else "metrics.ntk=true"
-    variants = {
-        "default": extra,
-        "default, num_log=0": extra + ["metrics.num_log=0"],
-        other: extra + [other],
-        f"{other}, num_log=0": extra + [other, "metrics.num_log=0"],
-    }
-    cache, out = _fresh(opts, "metrics-cache"), _fresh(opts, "metrics-runs")
-    env = {"BNCLI_JAX_CACHE": str(cache)}
-    res, cmd = _worker("metrics", {"variants": variants, "root": str(out),
-                                   "repeats": 1 if opts.quick else 2,
-                                   "warmup": not opts.quick}, env)
-    times = res["times"]
-    med = {k: median(v) for k, v in times.items()}
-    over = {k: 100 * (med[k] / med[f"{k}, num_log=0"] - 1) for k in ("default", other)}
-    # where a record's time goes, per variant (one more process each)
-    cost = {} if opts.quick else \
-        {k: _worker("record-cost", {"overrides": variants[k],
-                                    "root": str(_fresh(opts, f"metrics-cost-{i}"))}, env)[0]
-         for i, k in enumerate(("default", other))}
-    steps = 30 if opts.quick else base.steps
-    sec = Section(
-        "metrics", "cost of metrics at the default cadence",
-        f"Wall time of one default-config run (depth {base.depth}, width {base.width}, "
-        f"N = {base.task.n_train}, optim {base.optim.name}, {steps} steps, metrics.num_log = "
-        f"{base.metrics.num_log}, metrics.ntk = {str(base.metrics.ntk).lower()}, "
-        f"jacobian_samples = {base.metrics.jacobian_samples}) through `train_members([member])` "
-        "in one process, against the same run with `metrics.num_log=0` (only step 0 and the "
-        "final step recorded); likewise with the NTK setting flipped. An untimed short first "
-        "pass fills the persistent compilation cache; then the variants run interleaved. "
-        "A second table times the parts of one record in isolation.",
-        header=["variant", "overrides", "median run time", "all repeats"],
-        rows=[[k, " ".join(variants[k]) or "(none)", f"{med[k]:.2f} s", _list(times[k])]
-              for k in variants],
-        commands=[cmd, "# record breakdown: bench/worker.py record-cost, one per variant"])
-    lines = ["Where one record's time goes (one member, medians of 5; predicted overhead = "
-             "(records − 2) × record time / (steps × step time)):", "",
-             "| variant | records | one step | Batch.evaluate() | write spectra + "
-             "metrics | one record in steps | predicted overhead |", "|---|---|---|---|---|---|---|"]
-    why = {"default": UNEXPLAINED, other: UNEXPLAINED}
-    for k, c in cost.items():
-        rec_s = c["evaluate_s"] + c["write_s"]
-        predicted = 100 * (c["records"] - 2) * rec_s / (c["steps"] * c["step_s"])
-        lines.append(f"| {k} | {c['records']} | {1e3 * c['step_s']:.2f} ms | "
-                     f"{1e3 * c['evaluate_s']:.1f} ms | {1e3 * c['write_s']:.1f} ms | "
-                     f"{rec_s / c['step_s']:.0f} | {predicted:.1f}% |")
-        why[k] = (f"{c['records'] - 2} extra records × {1e3 * rec_s:.0f} ms each "
-                  f"(evaluate {1e3 * c['evaluate_s']:.0f} ms + writing {1e3 * c['write_s']:.0f}"
-                  f" ms ≈ {rec_s / c['step_s']:.0f} training steps of {1e3 * c['step_s']:.2f} ms) "
-                  f"over {c['steps']} steps predicts {predicted:.1f}%")
-        if predicted > 4:
-            why[k] += (f"; one record costs {rec_s / c['step_s']:.0f} steps where DESIGN.md "
-                       "counts 2-3, so the records must get cheaper (Batch.evaluate: SVDs, "
-                       "Jacobian" + (", NTK" if "ntk=true" in k or (k == "default" and
-                                                                   base.metrics.ntk) else "")
-                       + ") or fewer.")
-        else:
-            why[k] += ("; the rest of the overhead is outside the records themselves and "
-                       "not measured apart here.")
-    sec.extra = "\n".join(lines) if cost else ""
-    sec.targets = [
-        Target(f"metrics overhead, default metrics (ntk={str(base.metrics.ntk).lower()})",
-               over["default"], "<=", 5, unit="%", why_miss=why["default"]),
-        Target(f"metrics overhead, {other}", over[other], "<=", 5, unit="%", why_miss=why[other]),
-    ]
-    ntk_false = "default" if not base.metrics.ntk else other
-    sec.notes.append("overhead = time(default num_log) / time(num_log=0) − 1; both include the "
-                     "start-up work every run pays (data, init, tracing, loading compiled "
-                     f"programs). The ntk=false figure is the `{ntk_false}` row.")
-    return sec
-
-
 # ---------------------------------------------------------------- --help start-up
 def bench_help(opts: Opts) -> Section:
     args = bncli("--help")
@@ -942,6 +862,7 @@ def bench_matern(opts: Opts) -> Section:
 
 from completion_bench import bench_completion, bench_rank_cost  # noqa: E402
 from leaky_bench import bench_leaky  # noqa: E402
+from metrics_bench import bench_metrics  # noqa: E402
 from speed_bench import bench_first_step, bench_sweep_shapes, bench_whole_run  # noqa: E402
 
 BENCHMARKS = {
