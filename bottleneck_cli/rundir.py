@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+import orjson
 
 from . import background_io
 
@@ -244,6 +245,15 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _loads(line: str):
+    """One JSON value: orjson (about 5x faster on metrics lines), or the json module where
+    orjson refuses the line (NaN and Infinity, which json writes for diverged values)."""
+    try:
+        return orjson.loads(line)
+    except ValueError:
+        return json.loads(line)
+
+
 def read_metrics(path: Path) -> list[dict]:
     """Parse a metrics.jsonl, skipping a torn (partially written) last line.
 
@@ -259,7 +269,7 @@ def read_metrics(path: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = _loads(line)
             if not isinstance(record, dict) or "step" not in record:
                 raise ValueError("record without a step")
         except ValueError as exc:
