@@ -430,3 +430,19 @@ def test_sweep_plan_and_summary_show_a_killed_member_as_stale(in_tmp, capsys):
     out, err = capsys.readouterr()
     assert "stale" in out and "1 finished, 1 stale of 2" in out
     assert "depth=3 (stale)" in err
+
+
+def test_metrics_lines_with_nan_and_infinity_read_back(tmp_path):
+    """json writes NaN/Infinity for diverged values; they read back (a torn last line is
+    skipped, a damaged middle line is an error)."""
+    import math
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0, "loss/train": 1.5}\n{"step": 1, "loss/train": NaN, '
+                    '"norm/total": Infinity}\n{"step": 2, "loss/tr')
+    records = rd.read_metrics(path)
+    assert [r["step"] for r in records] == [0, 1] and records[0]["loss/train"] == 1.5
+    assert math.isnan(records[1]["loss/train"]) and records[1]["norm/total"] == math.inf
+    path.write_text('{"step": 0}\n{"step": 1, "loss\n{"step": 2}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        rd.read_metrics(path)
