@@ -69,15 +69,16 @@ def bench_metrics(opts) -> Section:
              f"records, in steps (`dense`: a record every {DENSE_EVERY} steps). Inside a run "
              "the host part of a record (singular values, summaries, writing) overlaps the "
              "next chunk's training.", "",
-             "| variant | records | one step | Batch.evaluate() | write spectra + "
-             "metrics | one record in steps | predicted overhead | one record in a run, "
-             "in steps |", "|---|---|---|---|---|---|---|---|"]
+             "| variant | records | one step | Batch.evaluate() | of which the program | "
+             "write spectra + metrics | one record in steps | predicted overhead | one record "
+             "in a run, in steps |", "|---|---|---|---|---|---|---|---|---|"]
     why = {"default": UNEXPLAINED, other: UNEXPLAINED}
     for k, c in cost.items():
         rec_s = c["evaluate_s"] + c["write_s"]
         predicted = 100 * (c["records"] - 2) * rec_s / (c["steps"] * c["step_s"])
         lines.append(f"| {k} | {c['records']} | {1e3 * c['step_s']:.2f} ms | "
-                     f"{1e3 * c['evaluate_s']:.1f} ms | {1e3 * c['write_s']:.1f} ms | "
+                     f"{1e3 * c['evaluate_s']:.1f} ms | {1e3 * c['program_s']:.1f} ms | "
+                     f"{1e3 * c['write_s']:.1f} ms | "
                      f"{rec_s / c['step_s']:.0f} | {predicted:.1f}% | {in_run[k]:.1f} |")
         why[k] = (f"{c['records'] - 2} extra records × {1e3 * rec_s:.0f} ms each "
                   f"(evaluate {1e3 * c['evaluate_s']:.0f} ms + writing {1e3 * c['write_s']:.0f}"
@@ -109,10 +110,12 @@ def bench_metrics(opts) -> Section:
 def _ntk_record_why(cost: dict, in_run: dict, ntk_true: str, ntk_false: str) -> str:
     if not cost:
         return UNEXPLAINED
-    extra = cost[ntk_true]["evaluate_s"] - cost[ntk_false]["evaluate_s"]
-    return (f"a record without the NTK costs {in_run[ntk_false]:.1f} steps in a run; the NTK "
-            f"adds {1e3 * extra:.1f} ms to the metrics program ({extra / cost[ntk_true]['step_s']:.0f}"
-            " steps): the exact trace (one forward and d_out backward passes) and the top "
-            "eigenvalue (Lanczos, stopped once converged: 6-8 jvp/vjp pairs of about one "
-            "training step each). XLA:CPU runs one program at a time, so this part does not "
-            "overlap the training the way the record's host part does.")
+    prog, step = cost[ntk_true]["program_s"], cost[ntk_true]["step_s"]
+    extra = prog - cost[ntk_false]["program_s"]
+    return (f"a record without the NTK costs {in_run[ntk_false]:.1f} steps in a run (about its "
+            f"metrics program: the host part overlaps the training). With the NTK the program "
+            f"takes {1e3 * prog:.1f} ms ({prog / step:.0f} steps), {1e3 * extra:.1f} ms more: the "
+            "exact trace (one forward and d_out backward passes) and the top eigenvalue "
+            "(Lanczos, stopped once converged: 6-8 jvp/vjp pairs, each about a training "
+            "step). XLA:CPU runs one program at a time, so the program does not overlap the "
+            "training.")

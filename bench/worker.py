@@ -90,8 +90,9 @@ def metrics_cost(variants: dict[str, list[str]], root: str, repeats: int,
 
 
 def record_cost(overrides: list[str], root: str, repeats: int = 5) -> dict:
-    """Where one metrics record's time goes: ``Batch.evaluate()`` (device + host summary)
-    and writing its spectra + metrics line, against the time of one training step."""
+    """Where one metrics record's time goes: ``Batch.evaluate()`` (device + host summary),
+    its compiled program alone, and writing its spectra + metrics line, against the time
+    of one training step."""
     import jax
     import numpy as np
 
@@ -108,8 +109,11 @@ def record_cost(overrides: list[str], root: str, repeats: int = 5) -> dict:
         batch.run_to(int(batch.state["step"]) + 100)
         jax.block_until_ready(batch.state)
         step_s.append((time.perf_counter() - t) / 100)
-    ev, wr = [], []
+    ev, wr, prog = [], [], []
     for i in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(batch.dispatch_evaluation())  # the compiled program alone
+        prog.append(time.perf_counter() - t)
         t = time.perf_counter()
         record, arrays = batch.evaluate()[0]
         ev.append(time.perf_counter() - t)
@@ -118,6 +122,7 @@ def record_cost(overrides: list[str], root: str, repeats: int = 5) -> dict:
         member.run.append_metrics([{"step": i, **record}])
         wr.append(time.perf_counter() - t)
     return {"step_s": float(np.median(step_s)), "evaluate_s": float(np.median(ev)),
+            "program_s": float(np.median(prog)),
             "write_s": float(np.median(wr)), "records": len(metric_steps(member.cfg)),
             "steps": int(member.cfg.steps)}
 
