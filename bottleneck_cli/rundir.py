@@ -33,7 +33,6 @@ import io
 import json
 import math
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +42,8 @@ import numpy as np
 import orjson
 
 from . import background_io
+from .layer_keys import (layer_index, layer_name, sorted_layers,  # noqa: F401 (re-exported)
+                         split_layer_key)
 
 CONFIG = "config.yaml"
 CONFIG_JSON = "config.json"
@@ -69,35 +70,6 @@ def _umask() -> int:
 
 
 _FILE_MODE = 0o666 & ~_umask()
-
-
-_LAYER_KEY = re.compile(r"^(.*[A-Za-z])(\d+)$")  # "rank_c/Z03" -> ("rank_c/Z", "03")
-
-
-def layer_name(prefix: str, index: int) -> str:
-    """``W03``, ``Z12``, ``W100``: 1-based layer index, two digits at least."""
-    return f"{prefix}{index:02d}"
-
-
-def split_layer_key(key: str) -> tuple[str, int] | None:
-    """``("rank_c/Z", 3)`` for ``"rank_c/Z03"``, ``("W", 100)`` for ``"W100"``; None for a
-    key that names no layer. The one parser of layer keys: compare layers by this number,
-    never by the key's text (``W100`` sorts before ``W11`` as text)."""
-    m = _LAYER_KEY.match(key)
-    return (m.group(1), int(m.group(2))) if m else None
-
-
-def layer_index(key: str) -> int:
-    """The 1-based layer number of a layer key: ``W100`` -> 100, ``rank_c/Z03`` -> 3."""
-    parts = split_layer_key(key)
-    if parts is None:
-        raise ValueError(f"{key!r} is not a layer key")
-    return parts[1]
-
-
-def sorted_layers(keys: Iterable[str]) -> list[str]:
-    """Layer keys in layer order (by prefix, then layer number): W01, W02, ..., W99, W100."""
-    return sorted(keys, key=lambda k: (split_layer_key(k) or (k, -1)))
 
 
 def _atomic_write_bytes(path: Path, data: bytes, flush: bool = True) -> None:
