@@ -45,7 +45,8 @@ def render(item: tuple) -> tuple[str, list[Path] | str | None]:
     """Draw and save one figure (a ``job``): its files, None when there was nothing to
     draw, or the error as text. A figure with a ``key`` gets it in its legend."""
     stem, kind, args, key, fig_dir, formats = item
-    from .style import STYLE, plt, save, unconverged_key
+    from .figure_files import save
+    from .style import STYLE, plt, unconverged_key
 
     try:
         fig = FIGURES[kind].draw(*args)

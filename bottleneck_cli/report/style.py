@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-from pathlib import Path
 from typing import Sequence
 
 import matplotlib
@@ -68,8 +67,9 @@ def fixed_panels(nrows: int, ncols: int, w: float = PANEL_W, h: float = PANEL_H,
                  gap: float = 0.9):
     """Like ``panels``, at fixed margins instead of a layout pass (which costs about as
     much as drawing): for figures whose shape never varies (one run's spectra). Colorbars
-    go inside their panel's slot, ``gap`` inches between slots; ``freeze`` places the
-    panels once the figure is complete (room for the title and for legends added)."""
+    go inside their panel's slot, ``gap`` inches between slots; ``figure_files.freeze``
+    places the panels once the figure is complete (room for the title and for legends
+    added)."""
     fw = MARGINS["left"] + ncols * w + (ncols - 1) * gap + MARGINS["right"]
     fh = MARGINS["bottom"] + nrows * h + (nrows - 1) * gap + MARGINS["top"]
     with plt.rc_context(STYLE):
@@ -287,44 +287,3 @@ def hide_unused(axes, used: int) -> None:
 
 def empty(ax, text: str = "no data") -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
-
-
-
-def save(fig, out_dir: Path, stem: str, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
-    """Write ``fig`` as ``out_dir/stem.<fmt>`` for each format, close it, return the paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    try:
-        with plt.rc_context(STYLE):
-            freeze(fig)
-            for fmt in formats:
-                path = out_dir / f"{stem}.{fmt}"
-                extra = {"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}
-                fig.savefig(path, format=fmt, metadata=_metadata(fmt), **extra)
-                paths.append(path)
-    finally:
-        plt.close(fig)
-    return paths
-
-
-def freeze(fig) -> None:
-    """Lay ``fig`` out once (its layout engine) and keep that layout for every format
-    saved: the layout pass costs about as much as drawing, once per save otherwise."""
-    if hasattr(fig, "bncli_fixed"):
-        _place(fig)
-    engine = fig.get_layout_engine()
-    if engine is not None and engine.adjust_compatible is False:
-        engine.execute(fig)
-        fig.set_layout_engine("none")
-
-
-def _metadata(fmt: str) -> dict:
-    # Reproducible files: no creation dates or software versions stamped in.
-    if fmt == "png":
-        return {"Software": None}
-    if fmt == "pdf":
-        return {"Creator": None, "Producer": None, "CreationDate": None}
-    if fmt == "svg":
-        return {"Date": None}
-    return {}
