@@ -76,7 +76,6 @@ class Cohort:
 
     def __init__(self, members: list):
         import jax
-        import jax.numpy as jnp
 
         from . import models, tasks
 
@@ -110,7 +109,7 @@ class Cohort:
         }
         params = _stack([models.build(m.cfg, in_shape, d_out).init(m.cfg.seed, self.dtype)
                          for m in members])
-        self.params0 = jax.tree_util.tree_map(jnp.asarray, params)  # θ₀, kept for metrics
+        self.params0 = jax.device_put(params)  # θ₀, kept for metrics
         n = len(members)
         self.state = {
             "params": params,
@@ -124,9 +123,9 @@ class Cohort:
         self._enter(stage_at(self.stages, start), params)
         if members[0].start:
             self._restore([m.start for m in members])
-        self.state = jax.tree_util.tree_map(jnp.asarray, self.state)
-        self.data = {k: jnp.asarray(v) for k, v in self.data.items()}
-        self.hyper = {k: jnp.asarray(v) for k, v in self.hyper.items()}
+        # device_put, not jnp.asarray: that compiles a small copy program per shape and
+        # dtype, in every process (too small for the persistent cache): 0.2 s at start-up
+        self.state, self.data, self.hyper = jax.device_put((self.state, self.data, self.hyper))
         self._programs()
 
     # ---- stages --------------------------------------------------------------
@@ -158,7 +157,6 @@ class Cohort:
     def advance_stage(self) -> None:
         """At a stage's last step: move to the next stage (fresh optimizer state)."""
         import jax
-        import jax.numpy as jnp
 
         step = int(self.state["step"])
         nxt = stage_at(self.stages, step)
@@ -169,7 +167,7 @@ class Cohort:
 
             self.state["params"] = rebalance(self.state["params"])
         self._enter(nxt, self.state["params"])
-        self.state["opt"] = jax.tree_util.tree_map(jnp.asarray, self.state["opt"])
+        self.state["opt"] = jax.device_put(self.state["opt"])
         self._programs()
 
     # ---- checkpoint arrays (one member) ------------------------------------
@@ -222,13 +220,11 @@ class Cohort:
     def run_to(self, step: int) -> None:
         """Train to ``step``; a model with ``host_every`` > 0 has its ``host_update(params,
         x)`` applied (to living members) whenever the step reaches a multiple of it."""
-        import jax.numpy as jnp
-
         every = int(getattr(self.model, "host_every", 0) or 0)
         at = int(self.state["step"])
         marks = [m for m in range(at - at % every + every, step + 1, every)] if every else []
         for stop in [*marks, step] if not marks or marks[-1] != step else marks:
-            n = jnp.asarray(stop - int(self.state["step"]), jnp.int32)
+            n = np.int32(stop - int(self.state["step"]))
             self.state = self._chunk(self.state, self.hyper, self.data, n)
             if every and stop % every == 0:
                 self.state["params"] = self._host_update(self.state["params"], self.data,
@@ -256,9 +252,7 @@ class Cohort:
 
     def chunk_ahead(self, pool=None) -> None:
         """Compile the training chunk in the background, before this cohort trains."""
-        import jax.numpy as jnp
-
-        self._chunk.ahead(self.state, self.hyper, self.data, jnp.asarray(1, jnp.int32), pool=pool)
+        self._chunk.ahead(self.state, self.hyper, self.data, np.int32(1), pool=pool)
 
     def evaluate(self, initial: bool = False, at=None) -> list[tuple[dict, dict]]:
         """Per member: (scalar metrics, raw singular-value arrays); ``initial``: of the

@@ -228,7 +228,9 @@ def configure_jax(float64: bool) -> None:
     cache = os.environ.get("BNCLI_JAX_CACHE", str(Path.home() / ".cache" / "bncli" / "jax"))
     if cache and jax.config.jax_compilation_cache_dir is None:
         jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        # every program, however small: the optimizer's init (~0.1 s to compile) is
+        # otherwise compiled again by every process before its first step
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def cpu_lanes(cfg, n_batches: int) -> int:
