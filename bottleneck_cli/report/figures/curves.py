@@ -28,7 +28,8 @@ def plan(ctx: Context) -> Iterator[Fig | str]:
     if not len(df):
         yield "training curves: no metrics recorded"
         return
-    key = ctx.key(ctx.runs_of(df.attrs.get("runs", ())))
+    # off the frame before it is drawn: pandas deep-copies attrs on every operation
+    key = ctx.key(ctx.runs_of(df.attrs.pop("runs", ())))
     yield Fig(
         "training_curves", "Training curves",
         f"Loss, test loss and rank estimate against step ({panel_title or 'all runs'}; "
