@@ -82,7 +82,8 @@ def bench_metrics(opts) -> Section:
                      f"{rec_s / c['step_s']:.0f} | {predicted:.1f}% | {in_run[k]:.1f} |")
         why[k] = (f"{c['records'] - 2} extra records × {1e3 * rec_s:.0f} ms each "
                   f"(evaluate {1e3 * c['evaluate_s']:.0f} ms + writing {1e3 * c['write_s']:.0f}"
-                  f" ms ≈ {rec_s / c['step_s']:.0f} training steps of {1e3 * c['step_s']:.2f} ms) "
+                  f" ms ≈ {rec_s / c['step_s']:.0f} training steps of "
+                  f"{1e3 * c['step_s']:.2f} ms) "
                   f"over {c['steps']} steps predicts {predicted:.1f}%")
         if predicted > 4:
             why[k] += (f"; one record costs {rec_s / c['step_s']:.0f} steps where DESIGN.md "

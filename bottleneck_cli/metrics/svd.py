@@ -111,8 +111,8 @@ def stack_svals(stack: np.ndarray) -> np.ndarray:
 
 def host_svals(d: Mapping[str, Any]) -> dict:
     """Replace every ``svd:<name>`` matrix (or stack of matrices) by its singular values,
-    computed with NumPy (``stack_svals``), one batched call per shape (and ``svdc:``/``svdg:`` complex
-    stacks, see ``complex_svals``); other entries pass through."""
+    computed with NumPy (``stack_svals``), one batched call per shape (and ``svdc:``/
+    ``svdg:`` complex stacks, see ``complex_svals``); other entries pass through."""
     out = {k: v for k, v in d.items()
            if not k.startswith((HOST_SVD, HOST_SVD_COMPLEX, HOST_SVD_GRAM))}
     out.update(_host_complex(d))

@@ -1,8 +1,9 @@
 """The house style of report figures and the helpers every figure uses: panel grids
 under matplotlib's constrained layout (titles, colorbars and legends never overlap), or
-at fixed margins for figures whose shape never varies (no layout pass), legends outside the data, wrapped titles, sparse plain-text ticks, colours that stay
-apart for many settings, the look of unconverged runs, and ``save``. Importing it loads
-matplotlib (Agg backend); the figure modules import it only when they draw
+at fixed margins for figures whose shape never varies (no layout pass), legends outside
+the data, wrapped titles, sparse plain-text ticks, colours that stay apart for many
+settings, and the look of unconverged runs (``figure_files`` saves them). Importing it
+loads matplotlib (Agg backend); the figure modules import it only when they draw
 (``figures.base.styled`` applies ``STYLE``)."""
 
 from __future__ import annotations
