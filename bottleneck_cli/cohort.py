@@ -276,7 +276,8 @@ class Cohort:
         raw = _unpack(flat, self._evaluate.layout)
         out = []
         for i, m in enumerate(self.members):
-            one = spectra.host_svals({k: np.asarray(v[i]) for k, v in raw.items()})
+            one = spectra.host_metrics({k: np.asarray(v[i]) for k, v in raw.items()},
+                                       m.cfg.metrics)
             arrays, scalars = spectra.split_arrays_and_scalars(one)
             record = {k: float(v) for k, v in scalars.items()}
             record.update(spectra.summarize({**arrays, **record}, self.model.depth, m.cfg.metrics))

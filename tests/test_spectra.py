@@ -134,11 +134,14 @@ def test_balancedness_of_a_deep_linear_factorization():
 # ---- distinct active neuron directions (arXiv 2205.15809) ----------------------------------
 
 
-def neurons_of(model, params, x) -> dict:
-    """The neuron counts of ``raw_spectra`` (SVDs left to the host: a faster compile)."""
+def neurons_of(model, params, x, svd_on_host: bool = True) -> dict:
+    """The neuron counts of ``raw_spectra``: counted on the host (the CPU trainer's path)
+    or in the program (``svd_on_host=False``, the GPU's)."""
     fn = jax.jit(lambda p, x: sp.raw_spectra(model, p, x, MetricsConfig(), ntk=False,
-                                             jacobian_samples=0, svd_on_host=True))
+                                             jacobian_samples=0, svd_on_host=svd_on_host))
     raw = jax.device_get(fn(jparams(params), jnp.asarray(x, jnp.float32)))
+    if svd_on_host:
+        raw = sp.host_metrics(raw, MetricsConfig())
     return {k: float(v) for k, v in raw.items() if k.startswith(("neurons/", "active/"))}
 
 
@@ -164,6 +167,7 @@ def test_neuron_counts_merge_positive_multiples_and_drop_dead_neurons():
     model = mlp(3, width, d_out=2, d_in=d_in)
     got = neurons_of(model, params, x)
     assert got == {"active/Z01": 6, "neurons/Z01": 4, "active/Z02": 4, "neurons/Z02": 2}
+    assert neurons_of(model, params, x, svd_on_host=False) == got  # counted in the program
     out = sp.summarize(got, 3, MetricsConfig())
     assert out["neurons/max"] == 4 and out["neurons/Z02"] == 2 and out["active/Z01"] == 6
     # thresholds come from the metrics config when it has them: cosine >= -1 links all
@@ -182,6 +186,9 @@ def test_neuron_counts_random_neurons_are_all_distinct():
     x = np.random.default_rng(1).standard_normal((128, 8))
     got = neurons_of(model, params, x)
     assert got == {"active/Z01": 16, "neurons/Z01": 16, "active/Z02": 16, "neurons/Z02": 16}
+    assert neurons_of(model, params, x, svd_on_host=False) == got
+    nan = {"neu:Z01:u": np.full((4, 3), np.nan), "neu:Z01:c": np.full(4, np.nan), "W01": 1}
+    assert sp.host_neurons(nan) == {"W01": 1, "neurons/Z01": 0.0, "active/Z01": 0.0}  # diverged
     lin = mlp(3, 16, d_out=2, d_in=8, act="identity")
     assert neurons_of(lin, lin.init_params(3), x) == {}  # ReLU nets only
 
@@ -347,7 +354,7 @@ def test_host_svd_path_equals_device_path(stacked):
     x = jnp.asarray(np.random.default_rng(0).standard_normal((40, 3)), jnp.float32)
     p0 = jparams(model.init_params(9))  # as in the fixture
     host = jax.jit(lambda p, x: sp.raw_spectra(model, p, x, cfg, svd_on_host=True, params0=p0))
-    got = sp.host_svals(jax.device_get(host(members[0], x)))
+    got = sp.host_metrics(jax.device_get(host(members[0], x)), cfg)
     assert set(got) == set(per_member[0])
     for k, v in per_member[0].items():
         np.testing.assert_allclose(got[k], v, rtol=2e-4, atol=1e-5, err_msg=k)

@@ -27,7 +27,8 @@ from .end_to_end import end_to_end, is_linear_chain, summarize_end_to_end
 from .frequencies import frequency_spectra
 from .jacobian import jacobian_matrices, jacobian_svals
 from .leaky import hamiltonian_terms, leaky_metrics, stabilised_norms
-from .neurons import count_components, neuron_counts, neuron_graph, neuron_metrics
+from .neurons import (count_components, host_neurons, neuron_counts, neuron_graph,
+                      neuron_inputs, neuron_metrics)
 from .ntk import (NTK_ITERS, NTK_MAX_SAMPLES, ntk_max_eig, ntk_metrics, ntk_trace,
                   ntk_trace_mlp, tridiagonal_max_eig)
 from .ranks import (entropy_rank, log_pdet, near_one_count, nuclear_rank, numerical_rank,
@@ -117,6 +118,10 @@ def _nonlinearity(ctx: Context) -> dict:
 
 
 def _neurons(ctx: Context) -> dict:
+    """``neurons/Zxx``, ``active/Zxx``; on the CPU backend counted on the host
+    (``host_neurons``) from ``neuron_inputs``."""
+    if ctx.svd_on_host:
+        return neuron_inputs(ctx.params, list(ctx.hiddens.values()))
     return neuron_metrics(ctx.params, list(ctx.hiddens.values()), ctx.cfg)
 
 
@@ -160,6 +165,13 @@ METRICS: dict[str, Metric] = {  # computed in this order
 }
 
 
+def host_metrics(d: dict, metrics_cfg=None) -> dict:
+    """One member's raw metrics with the host's part done (the CPU backend's
+    ``svd_on_host``): singular values (``host_svals``) and neuron counts
+    (``host_neurons``)."""
+    return host_neurons(host_svals(d), metrics_cfg)
+
+
 def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
                 jacobian_samples: int | None = None, svd_on_host: bool = False,
                 params0=None) -> dict:
@@ -187,7 +199,8 @@ def raw_spectra(model, params, x, metrics_cfg=None, *, ntk: bool | None = None,
 
 __all__ = [
     "METRICS", "Context", "Metric", "raw_spectra", "summarize", "split_arrays_and_scalars",
-    "member", "grouped_svals", "host_svals", "stack_svals", "HOST_SVD", "numerical_rank",
+    "member", "grouped_svals", "host_svals", "stack_svals", "host_metrics", "host_neurons",
+    "neuron_inputs", "HOST_SVD", "numerical_rank",
     "stable_rank", "nuclear_rank", "entropy_rank", "near_one_count", "log_pdet", "neuron_metrics",
     "neuron_graph", "count_components", "neuron_counts", "jacobian_matrices", "jacobian_svals",
     "ntk_trace", "ntk_trace_mlp", "ntk_max_eig", "tridiagonal_max_eig", "ntk_metrics",

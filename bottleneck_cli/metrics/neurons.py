@@ -37,6 +37,61 @@ def neuron_metrics(params, post, metrics_cfg=None) -> dict:
     return out
 
 
+# Key prefix of the per-layer inputs left for ``host_neurons`` (``<prefix>Zxx:u`` / ``:c``).
+HOST_NEURONS = "neu:"
+
+
+def neuron_inputs(params, post) -> dict:
+    """What ``host_neurons`` needs of every hidden layer, computed in the program: the
+    incoming vectors w_j (rows, bias appended when there is one) and the output-term norms
+    c_j (``neuron_graph``). The graph and its components are then counted with NumPy on
+    the host, after the program (the CPU backend; they cost more to compile than to run)."""
+    import jax.numpy as jnp
+
+    names = _weight_names(params)
+    out = {}
+    for l, a in enumerate(post, 1):
+        W_in, b_in, W_out = params[names[l - 1]], params.get(layer_name("b", l)), params[names[l]]
+        z = layer_name("Z", l)
+        out[f"{HOST_NEURONS}{z}:u"] = W_in.T if b_in is None else \
+            jnp.concatenate([W_in.T, b_in[:, None]], axis=1)
+        out[f"{HOST_NEURONS}{z}:c"] = jnp.sqrt(jnp.sum(jnp.square(a), axis=0)
+                                               * jnp.sum(jnp.square(W_out), axis=1))
+    return out
+
+
+def host_neurons(d: dict, metrics_cfg=None) -> dict:
+    """Replace ``neuron_inputs``' entries by ``neurons/Zxx`` and ``active/Zxx``: the same
+    graph as ``neuron_graph`` (in float64) and the same single-linkage components as
+    ``count_components``; other entries pass through."""
+    import numpy as np
+
+    cos = float(setting(metrics_cfg, "neuron_cos"))
+    tol = float(setting(metrics_cfg, "neuron_active"))
+    out = {k: v for k, v in d.items() if not k.startswith(HOST_NEURONS)}
+    for key in d:
+        if not (key.startswith(HOST_NEURONS) and key.endswith(":u")):
+            continue
+        z = key[len(HOST_NEURONS):-2]
+        w = np.asarray(d[key], np.float64)
+        c = np.asarray(d[f"{HOST_NEURONS}{z}:c"], np.float64)
+        norm = np.sqrt(np.sum(np.square(w), axis=1))
+        u = w / np.where(norm > 0, norm, 1.0)[:, None]
+        with np.errstate(invalid="ignore"):  # a diverged member: NaN, nothing active
+            active = (c > tol * np.max(c)) & (c > 0) & (norm > 0)
+            link = (u @ u.T >= cos) & active[:, None] & active[None, :]
+        n = len(c)
+        labels = np.arange(n)
+        while True:  # min-label propagation, as count_components
+            new = np.minimum(labels, np.min(np.where(link, labels[None, :], n), axis=1))
+            if np.array_equal(new, labels):
+                break
+            labels = new
+        out[f"neurons/{z}"] = float(np.sum(active & (labels == np.arange(n))))
+        out[f"active/{z}"] = float(np.sum(active))
+    return out
+
+
 def neuron_graph(W_in, b_in, post, W_out, *, cos: float, active_tol: float):
     """(link, active) of one ReLU hidden layer (arXiv 2205.15809; docs/metrics.md).
 
