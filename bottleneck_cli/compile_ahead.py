@@ -47,23 +47,14 @@ def unfinished(planned: list, root: Path) -> list:
     return [m for m in planned if not rd.RunDir(root / m.name).is_done()]
 
 
-_POOL: list = []  # the next shape's compiles: their own thread, beside the current job's
-
-
-def _pool():
-    """The next shape's compile thread (made on first use, in the sweep's thread)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="bncli-next-shape"))
-    return _POOL[0]
-
-
 def start(upcoming: list) -> threading.Thread:
     """Compile ``upcoming``'s programs in the background; returns the (daemon) thread
-    that builds its cohort (the compiles then run on their own thread)."""
-    thread = threading.Thread(target=_compile, args=(upcoming, _pool()), daemon=True,
-                              name="bncli-compile-ahead")
+    that builds its cohort (the compiles then run on their own thread, beside the
+    current job's)."""
+    from .programs import compile_thread
+
+    thread = threading.Thread(target=_compile, args=(upcoming, compile_thread("bncli-next-shape")),
+                              daemon=True, name="bncli-compile-ahead")
     thread.start()
     return thread
 

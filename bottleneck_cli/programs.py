@@ -27,7 +27,7 @@ class Program:
         with self.lock:
             if self.ready or self._compiled is not None:
                 return
-            pool = pool or _background()
+            pool = pool or compile_thread()
             self._compiled = pool.submit(lambda: self.fn.lower(*args).compile())
 
     def compiling(self) -> bool:
@@ -51,17 +51,19 @@ class Program:
         return out
 
 
-_POOL: list = []
+_THREADS: dict = {}  # name -> a one-thread executor for ahead-of-time compiles
 
 
-def _background():
-    """One worker thread for ahead-of-time compiles (started on first use)."""
+def compile_thread(name: str = "bncli-compile"):
+    """The one worker thread named ``name`` for ahead-of-time compiles (started on first
+    use): the default is shared by every program's ``ahead``; ``compile_ahead`` uses its
+    own, so that the next shape's compiles do not queue behind the current one's."""
     from concurrent.futures import ThreadPoolExecutor
 
     with _PROGRAMS_LOCK:
-        if not _POOL:
-            _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="bncli-compile"))
-    return _POOL[0]
+        if name not in _THREADS:
+            _THREADS[name] = ThreadPoolExecutor(1, thread_name_prefix=name)
+        return _THREADS[name]
 
 
 _PROGRAMS: dict[str, tuple[Program, Program]] = {}  # oldest first
