@@ -13,8 +13,8 @@ def _plain_jax_leaky_chunk(host: dict, leak: float):
     """A minimal jitted GD chunk of the leaky recursion, loss and update
     (``TorchLeaky``'s docstring has the formulas)."""
     import jax
-    from benchmarks import gd_runner
     import jax.numpy as jnp
+    from benchmarks import gd_runner
 
     names = sorted(k for k in host["params"] if k[0] == "W" and k[1:].isdigit())
     params = {k: jnp.asarray(host["params"][k]) for k in names + ["Win", "Wout"]}
