@@ -14,7 +14,7 @@ import numpy as np
 
 from ..rundir import layer_name
 from .base import ForwardModel
-from .mlp import ACTIVATIONS, fan_in_init
+from .mlp import ACTIVATIONS, dense_chain, fan_in_init
 
 
 class AccNet(ForwardModel):
@@ -41,17 +41,10 @@ class AccNet(ForwardModel):
                            self.init_scheme, self.init_scale, dtype)
 
     def _forward(self, params, x):
-        act = ACTIVATIONS[self.activation]
-        a, pre, post = x.reshape(x.shape[0], -1), {}, {}
-        for l in range(1, self.depth + 1):
-            z = a @ params[layer_name("W", l)]
-            if self.bias:
-                z = z + params[layer_name("b", l)][None, :]
-            if l == self.depth:
-                return z, pre, post
-            a = act(z)
-            pre[layer_name("Z", l)], post[layer_name("Z", l)] = z, a
-        raise AssertionError("unreachable")
+        z, pre, post = dense_chain(params, x.reshape(x.shape[0], -1), self.depth,
+                                   ACTIVATIONS[self.activation], self.bias)
+        names = [layer_name("Z", l) for l in range(1, self.depth)]
+        return z, dict(zip(names, pre)), dict(zip(names, post))
 
 
 def build_accnet(cfg, in_shape: tuple[int, ...], d_out: int) -> AccNet:

@@ -62,19 +62,30 @@ class FullyConnected:
         return dataclasses.replace(self, **changes)
 
     def apply(self, variables: dict, x):
-        """``(z_L, {"pre": [z_1..z_{L-1}], "post": [a_1..a_{L-1}]})``."""
-        params, act = variables["params"], ACTIVATIONS[self.activation]
-        pre, post = [], []
-        a = x
-        for l in range(1, self.depth + 1):
-            z = a @ params[layer_name("W", l)]
-            if self.bias:
-                z = z + params[layer_name("b", l)][None, :]
-            if l < self.depth:
-                pre.append(z)
-                a = act(z)
-                post.append(a)
+        """``(z_L, {"pre": [z_1..z_{L-1}], "post": [a_1..a_{L-1}]})``, rows are samples."""
+        z, pre, post = dense_chain(variables["params"], x, self.depth,
+                                   ACTIVATIONS[self.activation], self.bias)
         return z, {"pre": pre, "post": post}
+
+
+def dense_chain(params: dict, x, depth: int, act: Callable, bias: bool):
+    """z_l = a_{l-1} W_l (+ b_l), a_l = act(z_l) for l = 1..depth, from a_0 = x (rows are
+    samples): ``(z_L, [z_1..z_{L-1}], [a_1..a_{L-1}])``.
+
+    Computed feature-major (z^T = W^T a^T + b, one column per sample) and transposed back:
+    the same numbers, but XLA:CPU's matmuls with the samples as the long output axis are
+    20-35% faster at the benchmark sizes (BENCHMARKS.md, `step`)."""
+    pre, post = [], []
+    a = x.T
+    for l in range(1, depth + 1):
+        z = params[layer_name("W", l)].T @ a
+        if bias:
+            z = z + params[layer_name("b", l)][:, None]
+        if l < depth:
+            pre.append(z.T)
+            a = act(z)
+            post.append(a.T)
+    return z.T, pre, post
 
 
 class MLP(Model):
