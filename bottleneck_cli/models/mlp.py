@@ -73,8 +73,8 @@ def dense_chain(params: dict, x, depth: int, act: Callable, bias: bool):
     samples): ``(z_L, [z_1..z_{L-1}], [a_1..a_{L-1}])``.
 
     Computed feature-major (z^T = W^T a^T + b, one column per sample) and transposed back:
-    the same numbers, but XLA:CPU's matmuls with the samples as the long output axis are
-    20-35% faster at the benchmark sizes (BENCHMARKS.md, `step`)."""
+    the same math (float sums in another order), but XLA:CPU's matmuls with the samples as
+    the long output axis are 20-35% faster at the benchmark sizes (BENCHMARKS.md, `step`)."""
     pre, post = [], []
     a = x.T
     for l in range(1, depth + 1):
