@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..rundir import layer_name, sorted_layers
+from .config import setting
 
 
 def _weight_names(params) -> list[str]:
     """Weight-matrix keys W01..WLL in layer order (numeric: W99 before W100)."""
     return sorted_layers(k for k in params if k.startswith("W"))
-
-from .config import setting
 
 
 def neuron_metrics(params, post, metrics_cfg=None) -> dict:
@@ -51,12 +52,9 @@ def neuron_inputs(params, post) -> dict:
     names = _weight_names(params)
     out = {}
     for l, a in enumerate(post, 1):
-        W_in, b_in, W_out = params[names[l - 1]], params.get(layer_name("b", l)), params[names[l]]
         z = layer_name("Z", l)
-        out[f"{HOST_NEURONS}{z}:u"] = W_in.T if b_in is None else \
-            jnp.concatenate([W_in.T, b_in[:, None]], axis=1)
-        out[f"{HOST_NEURONS}{z}:c"] = jnp.sqrt(jnp.sum(jnp.square(a), axis=0)
-                                               * jnp.sum(jnp.square(W_out), axis=1))
+        out[f"{HOST_NEURONS}{z}:u"], out[f"{HOST_NEURONS}{z}:c"] = neuron_vectors(
+            params[names[l - 1]], params.get(layer_name("b", l)), a, params[names[l]], jnp)
     return out
 
 
@@ -64,8 +62,6 @@ def host_neurons(d: dict, metrics_cfg=None) -> dict:
     """Replace ``neuron_inputs``' entries by ``neurons/Zxx`` and ``active/Zxx``: the same
     graph as ``neuron_graph`` (in float64) and the same single-linkage components as
     ``count_components``; other entries pass through."""
-    import numpy as np
-
     cos = float(setting(metrics_cfg, "neuron_cos"))
     tol = float(setting(metrics_cfg, "neuron_active"))
     out = {k: v for k, v in d.items() if not k.startswith(HOST_NEURONS)}
@@ -75,21 +71,47 @@ def host_neurons(d: dict, metrics_cfg=None) -> dict:
         z = key[len(HOST_NEURONS):-2]
         w = np.asarray(d[key], np.float64)
         c = np.asarray(d[f"{HOST_NEURONS}{z}:c"], np.float64)
-        norm = np.sqrt(np.sum(np.square(w), axis=1))
-        u = w / np.where(norm > 0, norm, 1.0)[:, None]
         with np.errstate(invalid="ignore"):  # a diverged member: NaN, nothing active
-            active = (c > tol * np.max(c)) & (c > 0) & (norm > 0)
-            link = (u @ u.T >= cos) & active[:, None] & active[None, :]
-        n = len(c)
-        labels = np.arange(n)
-        while True:  # min-label propagation, as count_components
-            new = np.minimum(labels, np.min(np.where(link, labels[None, :], n), axis=1))
+            link, active = linked(w, c, cos=cos, active_tol=tol, xp=np)
+        labels = idx = np.arange(len(c))
+        while True:  # as count_components
+            new = spread_labels(link, labels, np)
             if np.array_equal(new, labels):
                 break
             labels = new
-        out[f"neurons/{z}"] = float(np.sum(active & (labels == np.arange(n))))
+        out[f"neurons/{z}"] = float(np.sum(active & (labels == idx)))
         out[f"active/{z}"] = float(np.sum(active))
     return out
+
+
+def neuron_vectors(W_in, b_in, post, W_out, xp):
+    """(w, c) of one ReLU hidden layer in array module ``xp`` (numpy or jax.numpy): the
+    incoming vectors w_j = (W_in[:, j], b_in[j]) as rows (the bias only if there is one)
+    and the output-term norms c_j = ||a_j|| ||v_j|| (``neuron_graph``)."""
+    w = W_in.T if b_in is None else xp.concatenate([W_in.T, b_in[:, None]], axis=1)
+    return w, xp.sqrt(xp.sum(xp.square(post), axis=0) * xp.sum(xp.square(W_out), axis=1))
+
+
+def linked(w, c, *, cos: float, active_tol: float, xp):
+    """(link, active) from ``neuron_vectors``' (w, c) (``neuron_graph``); in float32 JAX
+    the Gram matrix is taken at the highest matmul precision."""
+    norm = xp.sqrt(xp.sum(xp.square(w), axis=1))
+    u = w / xp.where(norm > 0, norm, 1.0)[:, None]
+    active = (c > active_tol * xp.max(c)) & (c > 0) & (norm > 0)
+    if xp is np:
+        gram = u @ u.T
+    else:
+        import jax
+
+        gram = xp.matmul(u, u.T, precision=jax.lax.Precision.HIGHEST)
+    return (gram >= cos) & active[:, None] & active[None, :], active
+
+
+def spread_labels(link, labels, xp):
+    """One step of min-label propagation: each node takes the smallest label among itself
+    and its neighbours in ``link`` (..., n, n) (``count_components``)."""
+    n = link.shape[-1]
+    return xp.minimum(labels, xp.min(xp.where(link, labels[..., None, :], n), axis=-1))
 
 
 def neuron_graph(W_in, b_in, post, W_out, *, cos: float, active_tol: float):
@@ -103,16 +125,10 @@ def neuron_graph(W_in, b_in, post, W_out, *, cos: float, active_tol: float):
     so two active neurons are *linked* (the same feature) when their unit vectors
     u_j = w_j / ||w_j|| have cosine u_i.u_j >= ``cos``. Cost: one width x width Gram matrix.
     """
-    import jax
     import jax.numpy as jnp
 
-    w = W_in.T if b_in is None else jnp.concatenate([W_in.T, b_in[:, None]], axis=1)
-    norm = jnp.sqrt(jnp.sum(jnp.square(w), axis=1))
-    u = w / jnp.where(norm > 0, norm, 1.0)[:, None]
-    c = jnp.sqrt(jnp.sum(jnp.square(post), axis=0) * jnp.sum(jnp.square(W_out), axis=1))
-    active = (c > active_tol * jnp.max(c)) & (c > 0) & (norm > 0)
-    gram = jnp.matmul(u, u.T, precision=jax.lax.Precision.HIGHEST)
-    return (gram >= cos) & active[:, None] & active[None, :], active
+    w, c = neuron_vectors(W_in, b_in, post, W_out, jnp)
+    return linked(w, c, cos=cos, active_tol=active_tol, xp=jnp)
 
 
 def count_components(link, active):
@@ -123,12 +139,11 @@ def count_components(link, active):
     import jax
     import jax.numpy as jnp
 
-    n = link.shape[-1]
-    idx = jnp.broadcast_to(jnp.arange(n), active.shape)
+    idx = jnp.broadcast_to(jnp.arange(link.shape[-1]), active.shape)
 
     def spread(state):
         lab, _ = state
-        new = jnp.minimum(lab, jnp.min(jnp.where(link, lab[..., None, :], n), axis=-1))
+        new = spread_labels(link, lab, jnp)
         return new, jnp.any(new != lab)
 
     labels, _ = jax.lax.while_loop(lambda s: s[1], spread, (idx, jnp.asarray(True)))
